@@ -1,0 +1,106 @@
+"""ProbeResult: the one value a probe attempt produces.
+
+The same frozen value is stored (one ``probe_results`` row), exported
+(Prometheus metrics) and shown (``nexomon probe`` table and JSON).
+Field names match the ``probe_results`` columns of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from monitor.outcome import Outcome
+
+PHASE_NAMES = ("resolve", "connect", "tls", "processing", "transfer")
+
+
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """Seconds spent in each phase of one HTTP exchange (blackbox_exporter's phases).
+
+    A phase that did not happen (a reused connection has no connect or tls)
+    is 0.0. ``resolve`` is None when the transport folds name resolution
+    into connect and it cannot be measured apart. Time spent waiting for a
+    free connection in the client's pool is in none of them.
+    """
+
+    resolve: float | None = None
+    connect: float = 0.0
+    tls: float = 0.0
+    processing: float = 0.0
+    transfer: float = 0.0
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {name: getattr(self, name) for name in PHASE_NAMES}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe attempt, skipped ones included.
+
+    ``duration_s`` is gateway latency: the sum of the measured phases, never
+    time spent queueing inside the client. ``error`` is short, single-line
+    and redacted (no secrets). ``model`` is "" for the models probe.
+    ``model_ids`` carries the listed ids for the models probe (None otherwise);
+    it is not a column, the catalog consumes it.
+    """
+
+    started_at: datetime  # UTC, timezone-aware
+    location: str
+    target: str
+    probe: str
+    model: str
+    outcome: Outcome
+    http_status: int | None = None
+    duration_s: float | None = None
+    phases: Phases = field(default_factory=Phases)
+    request_id: str | None = None
+    error: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    retry_after_s: float | None = None
+    finish_reason: str | None = None
+    response_model: str | None = None
+    model_ids: tuple[str, ...] | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.outcome is Outcome.OK
+
+    def replace(self, **changes: Any) -> ProbeResult:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of ``nexomon probe --json`` and ``/api/v1/status``."""
+        return {
+            "started_at": self.started_at.isoformat(),
+            "location": self.location,
+            "target": self.target,
+            "probe": self.probe,
+            "model": self.model,
+            "outcome": self.outcome.value,
+            "success": self.success,
+            "http_status": self.http_status,
+            "duration_s": self.duration_s,
+            "phases": self.phases.as_dict(),
+            "request_id": self.request_id,
+            "error": self.error,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
+            "ratelimit_limit": self.ratelimit_limit,
+            "ratelimit_remaining": self.ratelimit_remaining,
+            "retry_after_s": self.retry_after_s,
+            "finish_reason": self.finish_reason,
+            "response_model": self.response_model,
+            "models_listed": None if self.model_ids is None else len(self.model_ids),
+        }
