@@ -35,3 +35,10 @@ DOWN_OUTCOMES = frozenset(
         Outcome.INVALID_RESPONSE,
     }
 )
+
+
+# Re-exported so callers find the rule beside the set it maps to; classify.py
+# imports Outcome from here, so this import must stay below the enum.
+from monitor.classify import classify  # noqa: E402
+
+__all__ = ["DOWN_OUTCOMES", "Outcome", "classify"]

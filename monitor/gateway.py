@@ -1,0 +1,310 @@
+"""GatewayClient: the two calls nexomon makes, each returned as an Exchange.
+
+Contract:
+
+* ``list_models()`` and ``chat()`` never raise for gateway or network
+  trouble. Every transport problem becomes an Exchange with ``failure`` set:
+  ``"timeout"``, ``"connection"`` (refused, reset, DNS, TLS, protocol
+  garbage), ``"too_large"`` (the body passed ``max_body_bytes``) or
+  ``"decoding"`` (a broken Content-Encoding). Cancellation from outside
+  still propagates.
+* ``timeout`` bounds the whole exchange, pool wait and body included: httpx's
+  own timeouts are per read, so a server dripping one byte a second would
+  otherwise never time out.
+* The body is read streaming and capped; the connection is closed as soon
+  as the cap is passed.
+* Timings come from httpcore's trace events (see monitor.timing): time spent
+  queueing for a free pooled connection is not gateway latency.
+* The API key goes only into the Authorization header. It is removed from
+  ``failure_detail``, from the whitelisted header values and from the body
+  before it is parsed (a gateway may echo a bad key in its error message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from monitor import __version__
+from monitor.headers import REDACTED, GatewayHeaders, one_line
+from monitor.results import Phases
+from monitor.timing import BODY_END, HEADERS, SENT, PhaseClock
+
+USER_AGENT = f"nexomon/{__version__}"
+
+FAILURE_TIMEOUT = "timeout"
+FAILURE_CONNECTION = "connection"
+FAILURE_TOO_LARGE = "too_large"
+FAILURE_DECODING = "decoding"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and whatever came back, parsed; the input of classify().
+
+    ``status`` is None when no response headers arrived. ``body`` is the
+    parsed JSON (None when there was no body or it was not JSON, then
+    ``parse_error`` says why). ``failure`` is the transport failure kind or
+    None; ``failure_detail`` is a short, redacted, single line.
+    ``duration_s`` is gateway latency, from connect start (or request-headers
+    start on a reused connection) to the body end, without pool wait; None
+    when the request never got a connection.
+    """
+
+    method: str
+    path: str
+    started_at: datetime
+    status: int | None
+    body: Any = None
+    parse_error: str | None = None
+    failure: str | None = None
+    failure_detail: str | None = None
+    request_id: str | None = None
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    retry_after_s: float | None = None
+    phases: Phases = field(default_factory=Phases)
+    duration_s: float | None = None
+    body_bytes: int = 0
+    content_type: str | None = None
+
+    @property
+    def ok_status(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class _TooLarge(Exception):
+    """The body passed the cap; internal, becomes failure "too_large"."""
+
+
+@dataclass(slots=True)
+class _Received:
+    """What arrived before the exchange ended, however it ended."""
+
+    status: int | None = None
+    headers: httpx.Headers | None = None
+    body: bytearray = field(default_factory=bytearray)
+
+
+def _checked_host(base_url: str) -> str:
+    """The host of ``base_url``; ValueError for a URL no request could use.
+
+    A bad base URL is a config bug, reported once at construction rather
+    than as a failed probe every interval.
+    """
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid base_url: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("invalid base_url: must be http(s)://host[:port]/path")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"invalid base_url: port {url.port} is out of range")
+    return url.host
+
+
+class GatewayClient:
+    """An httpx.AsyncClient bound to one gateway base URL and API key.
+
+    ``base_url`` is the API root, e.g. ``https://api.nexorouter.com/v1``;
+    a URL that is not http(s) with a host and a valid port raises ValueError.
+    ``transport`` replaces httpx's default (httpcore) transport, e.g. an
+    ASGITransport in tests; a transport without httpcore trace events gets
+    coarser phases (see monitor.timing), and ``max_connections`` applies to
+    the default transport only. ``max_body_bytes`` caps the decoded body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_body_bytes: int = 1 << 20,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_body_bytes = max_body_bytes
+        self._host = _checked_host(self._base_url)
+        self._client = httpx.AsyncClient(
+            headers={
+                "user-agent": USER_AGENT,
+                "accept": "application/json",
+                "authorization": f"Bearer {api_key}",
+            },
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,  # a redirect is an answer to report, not to follow
+            # Like curl: honour HTTPS_PROXY / SSL_CERT_FILE, which some hosts need to
+            # reach the gateway at all; behind a proxy the phases time the proxy hop.
+            trust_env=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"GatewayClient({self._base_url!r}, timeout={self._timeout})"
+
+    async def list_models(self) -> Exchange:
+        """GET {base_url}/models."""
+        return await self._exchange("GET", "/models", None)
+
+    async def chat(self, model: str, prompt: str, max_tokens: int) -> Exchange:
+        """POST {base_url}/chat/completions: one non-streaming user message."""
+        payload = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+        }
+        return await self._exchange("POST", "/chat/completions", payload)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _exchange(self, method: str, path: str, payload: Any) -> Exchange:
+        started_at = datetime.now(UTC)
+        clock = PhaseClock()
+        got = _Received()
+        failure: str | None = None
+        detail: str | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._send(method, path, payload, clock, got)
+        except (TimeoutError, httpx.TimeoutException):
+            failure = FAILURE_TIMEOUT
+            detail = f"timed out after {self._timeout:g}s {clock.stage()}"
+        except _TooLarge:
+            failure = FAILURE_TOO_LARGE
+            detail = f"response body larger than {self._max_body_bytes} bytes"
+        except httpx.DecodingError as exc:
+            failure = FAILURE_DECODING
+            detail = f"cannot decode the body: {exc}"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            failure = FAILURE_CONNECTION
+            detail = self._connection_detail(exc, clock)
+        stop = time.perf_counter()
+        phases, duration = clock.phases(stop)
+        return self._build(method, path, started_at, got, failure, detail, phases, duration)
+
+    async def _send(
+        self, method: str, path: str, payload: Any, clock: PhaseClock, got: _Received
+    ) -> None:
+        request = self._client.build_request(
+            method, self._base_url + path, json=payload, extensions={"trace": clock}
+        )
+        clock.mark(SENT)
+        response = await self._client.send(request, stream=True)
+        try:
+            clock.mark(HEADERS)
+            got.status, got.headers = response.status_code, response.headers
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._max_body_bytes:
+                raise _TooLarge
+            async for chunk in response.aiter_bytes():
+                got.body += chunk
+                if len(got.body) > self._max_body_bytes:
+                    raise _TooLarge
+            clock.mark(BODY_END)
+        finally:
+            # Closing a half-read response drops the connection instead of
+            # returning it to the pool, which is what a capped body needs.
+            await response.aclose()
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        started_at: datetime,
+        got: _Received,
+        failure: str | None,
+        detail: str | None,
+        phases: Phases,
+        duration: float | None,
+    ) -> Exchange:
+        headers = GatewayHeaders.parse(got.headers or {}, self._api_key)
+        content_type = None
+        if got.headers is not None and "content-type" in got.headers:
+            content_type = one_line(got.headers["content-type"].split(";")[0], 80, self._api_key)
+        body: Any = None
+        parse_error: str | None = None
+        if failure is None and got.status is not None:
+            body, parse_error = self._parse_body(bytes(got.body), content_type)
+        return Exchange(
+            method=method,
+            path=path,
+            started_at=started_at,
+            status=got.status,
+            body=body,
+            parse_error=parse_error,
+            failure=failure,
+            failure_detail=None if detail is None else one_line(detail, 200, self._api_key),
+            request_id=headers.request_id,
+            ratelimit_limit=headers.ratelimit_limit,
+            ratelimit_remaining=headers.ratelimit_remaining,
+            retry_after_s=headers.retry_after_s,
+            phases=phases,
+            duration_s=duration,
+            body_bytes=len(got.body),
+            content_type=content_type or None,
+        )
+
+    def _parse_body(self, raw: bytes, content_type: str | None) -> tuple[Any, str | None]:
+        if not raw.strip():
+            return None, "empty body"
+        if self._api_key:
+            raw = raw.replace(self._api_key.encode(), REDACTED.encode())
+        try:
+            return json.loads(raw), None
+        except RecursionError:
+            return None, "malformed JSON: nested too deeply"
+        except (ValueError, UnicodeDecodeError) as exc:
+            if content_type is None or "json" not in content_type:
+                return None, f"body is not JSON ({content_type or 'no content-type'})"
+            return None, one_line(f"malformed JSON: {exc}", 160)
+
+    def _connection_detail(self, exc: BaseException, clock: PhaseClock) -> str:
+        """A short wording of a transport failure, from the exception chain."""
+        host = self._host
+        chain: list[BaseException] = []
+        seen: BaseException | None = exc
+        while seen is not None and len(chain) < 10:
+            chain.append(seen)
+            seen = seen.__cause__ or seen.__context__
+        for cause in chain:
+            if isinstance(cause, socket.gaierror):
+                return f"DNS lookup failed for {host}: {cause.strerror or cause}"
+            if isinstance(cause, ssl.SSLError):
+                return f"TLS handshake failed: {cause.reason or cause}"
+            if isinstance(cause, ConnectionRefusedError):
+                return "connection refused"
+            if isinstance(cause, ConnectionResetError):
+                return f"connection reset by peer {clock.stage()}"
+        if clock.has("start_tls.started") and not clock.has("start_tls.complete"):
+            return f"TLS handshake failed: {exc}"
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            return f"{exc or 'connection closed'} {clock.stage()}"
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,97 @@
+"""The whitelisted response headers, parsed defensively, and text hygiene.
+
+Only these headers are read from a gateway answer (NexoRouter exposes them
+through CORS): ``x-request-id``, ``x-ratelimit-limit``,
+``x-ratelimit-remaining`` and ``retry-after``. Every value comes from an
+untrusted server: a malformed one becomes None, never an exception, and
+text is cut to one short, printable line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+REDACTED = "[REDACTED]"
+_NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+_SPACES = re.compile(r"\s+")
+
+
+def one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
+    """``text`` as one printable line of at most ``limit`` characters, ``secret`` removed.
+
+    The secret is replaced before anything is cut, so no prefix of it can
+    survive truncation.
+    """
+    if secret:
+        text = text.replace(secret, REDACTED)
+    text = _SPACES.sub(" ", _NOT_PRINTABLE.sub(" ", text)).strip()
+    if len(text) > limit:
+        text = text[: max(0, limit - 1)].rstrip() + "…"
+    return text
+
+
+def parse_count(value: str | None) -> int | None:
+    """A non-negative integer header value (``x-ratelimit-*``), else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isascii() or not value.isdigit():
+        return None
+    return int(value)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """``retry-after`` in seconds from ``now``: delay-seconds or an HTTP-date.
+
+    RFC 9110 allows an integer number of seconds or an HTTP-date; a
+    fractional number is accepted too (some gateways send it). A date in
+    the past gives 0.0. Anything else (negative, NaN, garbage) is None.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 850 / asctime forms carry no zone: they mean GMT
+        when = when.replace(tzinfo=UTC)
+    now = datetime.now(UTC) if now is None else now
+    return max(0.0, (when - now).total_seconds())
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayHeaders:
+    """The whitelisted headers of one answer, parsed."""
+
+    request_id: str | None = None
+    ratelimit_limit: int | None = None
+    ratelimit_remaining: int | None = None
+    retry_after_s: float | None = None
+
+    @classmethod
+    def parse(cls, headers: Mapping[str, str], secret: str | None = None) -> GatewayHeaders:
+        """Parse from a case-insensitive mapping (httpx.Headers)."""
+        raw_id = headers.get("x-request-id")
+        request_id = one_line(raw_id, 128, secret) if raw_id else None
+        return cls(
+            request_id=request_id or None,
+            ratelimit_limit=parse_count(headers.get("x-ratelimit-limit")),
+            ratelimit_remaining=parse_count(headers.get("x-ratelimit-remaining")),
+            retry_after_s=parse_retry_after(headers.get("retry-after")),
+        )

@@ -1,0 +1,64 @@
+"""What every probe shares: its context, its signature and the common result fields.
+
+A probe is ``async def probe(ctx: ProbeContext, model: str) -> ProbeResult``
+(``model`` is "" for probes that are not per model). It never raises for
+gateway trouble: every failure is a ProbeResult with an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from monitor.classify import ShapeCheck, classify
+from monitor.gateway import Exchange, GatewayClient
+from monitor.results import ProbeResult
+
+
+class ProbeTarget(Protocol):
+    """The part of a target's config that probes read (monitor.config's target)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def prompt(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """What a probe runs with: a client bound to the target, its config, our location."""
+
+    client: GatewayClient
+    target: ProbeTarget
+    location: str
+
+
+ProbeFn = Callable[[ProbeContext, str], Awaitable[ProbeResult]]
+
+
+def exchange_result(
+    ctx: ProbeContext, probe: str, model: str, exchange: Exchange, expect: ShapeCheck
+) -> ProbeResult:
+    """The ProbeResult fields every probe fills the same way from its Exchange."""
+    outcome, error = classify(exchange, expect)
+    return ProbeResult(
+        started_at=exchange.started_at,
+        location=ctx.location,
+        target=ctx.target.name,
+        probe=probe,
+        model=model,
+        outcome=outcome,
+        http_status=exchange.status,
+        duration_s=exchange.duration_s,
+        phases=exchange.phases,
+        request_id=exchange.request_id,
+        error=error,
+        ratelimit_limit=exchange.ratelimit_limit,
+        ratelimit_remaining=exchange.ratelimit_remaining,
+        retry_after_s=exchange.retry_after_s,
+    )

@@ -1,0 +1,127 @@
+"""Phase timing of one HTTP exchange, from httpcore's trace events.
+
+httpcore (httpx's default transport) calls the request extension
+``extensions={"trace": callback}`` with events named
+``<layer>.<step>.<started|complete|failed>``, where layer is ``connection``
+(``connect_tcp``, ``start_tls``), ``http11`` or ``http2``
+(``send_request_headers``, ``send_request_body``, ``receive_response_headers``,
+``receive_response_body``, ``response_closed``).
+
+These events fire only once the request owns a connection, so time spent
+queueing for a free connection in the pool is in no phase and not in the
+duration. Name resolution happens inside ``connect_tcp`` (anyio resolves and
+connects in one call), so ``resolve`` is None and DNS time is part of
+``connect``.
+
+A transport that emits no trace events (httpx ASGITransport, httpx-aiohttp)
+falls back to the client's own marks: ``processing`` then runs from just
+before ``send()`` (pool wait and connect included) to the response headers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from monitor.results import Phases
+
+# Our own marks, set by the gateway client around the httpx calls.
+SENT = "nexomon.sent"  # just before client.send()
+HEADERS = "nexomon.headers"  # client.send() returned: status and headers are in
+BODY_END = "nexomon.body_end"  # the last body byte was read
+
+# (phase, start event, end event) for the trace-driven phases.
+_SPANS = (
+    ("connect", "connect_tcp.started", "connect_tcp"),
+    ("tls", "start_tls.started", "start_tls"),
+    ("processing", "send_request_headers.started", "receive_response_headers"),
+)
+
+# What the exchange was doing when it stopped, newest step first; used to
+# word timeouts ("timed out after 5s while reading the body").
+_STAGES = (
+    (BODY_END, "after the body"),
+    ("receive_response_headers.complete", "while reading the body"),
+    (HEADERS, "while reading the body"),
+    ("send_request_headers.started", "while waiting for the response headers"),
+    ("start_tls.started", "during the TLS handshake"),
+    ("connect_tcp.started", "while connecting"),
+    (SENT, "while waiting for a free connection"),
+)
+
+
+class PhaseClock:
+    """Collects perf_counter marks for one request; pass it as the trace callback.
+
+    Each event keeps its first occurrence (a retried connect keeps the
+    first start). ``phases()`` turns the marks into Phases and the gateway
+    latency; ``stage()`` words where the exchange stopped.
+    """
+
+    __slots__ = ("_marks",)
+
+    def __init__(self) -> None:
+        self._marks: dict[str, float] = {}
+
+    async def __call__(self, name: str, info: dict[str, Any]) -> None:
+        # Drop the layer prefix so http11 and http2 events read the same.
+        _, _, event = name.partition(".")
+        self._marks.setdefault(event, time.perf_counter())
+
+    def mark(self, event: str) -> None:
+        self._marks.setdefault(event, time.perf_counter())
+
+    def has(self, event: str) -> bool:
+        return event in self._marks
+
+    @property
+    def traced(self) -> bool:
+        """True when the transport emitted httpcore trace events."""
+        return any(not key.startswith("nexomon.") for key in self._marks)
+
+    def _end_of(self, step: str, stop: float) -> float:
+        for suffix in ("complete", "failed"):
+            at = self._marks.get(f"{step}.{suffix}")
+            if at is not None:
+                return at
+        return stop
+
+    def phases(self, stop: float | None = None) -> tuple[Phases, float | None]:
+        """Phases and duration_s; ``stop`` is when the exchange gave up (default now).
+
+        A phase that never started is 0.0; one still running at ``stop`` is
+        counted up to ``stop``. Duration runs from connect start (or request
+        headers start on a reused connection) to the body end or ``stop``;
+        it is None when the request never left the pool queue.
+        """
+        stop = time.perf_counter() if stop is None else stop
+        marks = self._marks
+        end = marks.get(BODY_END, stop)
+        spans: dict[str, float] = {}
+        if self.traced:
+            for phase, start_event, step in _SPANS:
+                start = marks.get(start_event)
+                spans[phase] = 0.0 if start is None else max(0.0, self._end_of(step, stop) - start)
+            headers_at = marks.get("receive_response_headers.complete", marks.get(HEADERS))
+            origin = marks.get("connect_tcp.started", marks.get("send_request_headers.started"))
+        else:
+            sent, headers_at = marks.get(SENT), marks.get(HEADERS)
+            spans["processing"] = 0.0 if sent is None else max(0.0, (headers_at or stop) - sent)
+            origin = sent
+        transfer = 0.0 if headers_at is None else max(0.0, end - headers_at)
+        duration = None if origin is None else max(0.0, end - origin)
+        phases = Phases(
+            resolve=None,
+            connect=spans.get("connect", 0.0),
+            tls=spans.get("tls", 0.0),
+            processing=spans["processing"],
+            transfer=transfer,
+        )
+        return phases, duration
+
+    def stage(self) -> str:
+        """Where the exchange was when it stopped, as a short phrase."""
+        for event, words in _STAGES:
+            if event in self._marks:
+                return words
+        return "before sending"
