@@ -1,0 +1,54 @@
+"""Model-list diffs: a target's ``/models`` ids against the stored catalog.
+
+A restart is not a change: the stored ``catalog_models`` rows are the
+baseline, so an identical list after a restart yields no events. The
+first-ever listing of a target is a baseline too: it records its models in
+``catalog_models`` (first_seen) but no ``added`` events, so a fresh install
+does not report its whole catalog as "changed" (nexomon_catalog_changes_total
+and any alert on it stay quiet). Models listed later are ``added``; models
+that disappear are ``removed``; a model that comes back is ``added`` again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Change = Literal["added", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEvent:
+    """One real change in a target's model list."""
+
+    at: datetime
+    location: str
+    target: str
+    model: str
+    change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogDiff:
+    added: frozenset[str]
+    removed: frozenset[str]
+    baseline: bool  # the target had no stored catalog: nothing counts as a change
+
+    def events(self, *, at: datetime, location: str, target: str) -> list[CatalogEvent]:
+        if self.baseline:
+            return []
+        out = [CatalogEvent(at, location, target, m, "added") for m in sorted(self.added)]
+        out += [CatalogEvent(at, location, target, m, "removed") for m in sorted(self.removed)]
+        return out
+
+
+def diff(stored: dict[str, bool] | None, listed: Iterable[str]) -> CatalogDiff:
+    """Compare ``stored`` ({model: listed flag}, None when the target is unknown)
+    with the ids of a new listing."""
+    now = frozenset(listed)
+    if not stored:
+        return CatalogDiff(added=now, removed=frozenset(), baseline=True)
+    was = frozenset(m for m, flag in stored.items() if flag)
+    return CatalogDiff(added=now - was, removed=was - now, baseline=False)

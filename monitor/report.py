@@ -1,0 +1,188 @@
+"""``nexomon report``: availability, latency, outcomes, tokens and cost over a window.
+
+Availability = ok / (ok + server_error + timeout + connection_error +
+invalid_response) (``monitor.outcome.DOWN_OUTCOMES``); auth_error,
+rate_limited, client_error and skipped are shown apart and do not count as
+the gateway being down. Latency p50/p95/p99 are over ok probes, read from
+merged fixed-bucket histograms (within about 5 %, see
+``monitor.store.histogram``). Cost is a lower bound when some rows spent
+tokens at no known price: ``unpriced_rows`` counts them and the table shows
+``>= $X``; it is never silently 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from monitor.errors import UsageError
+from monitor.outcome import Outcome
+from monitor.store.aggregate import Aggregate, aggregate, by_day, by_model
+
+FORMATS = ("table", "json", "csv")
+BY = ("model", "day")
+OUTCOMES = tuple(o.value for o in Outcome)
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``24h``, ``7d``, ``30d``, ``90m``, ``2w`` before ``now``, or an ISO date/datetime (UTC)."""
+    match = _RELATIVE.match(text)
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since: {text!r} is not a duration like 24h, 7d, 30d or an ISO date"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One line of the report: a target/probe/model (by=model) or a day/target (by=day)."""
+
+    target: str
+    probe: str | None
+    model: str | None
+    day: str | None
+    probes: int
+    availability_pct: float | None
+    p50_s: float | None
+    p95_s: float | None
+    p99_s: float | None
+    outcomes: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: Decimal
+    unpriced_rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "probe": self.probe,
+            "model": self.model,
+            "day": self.day,
+            "probes": self.probes,
+            "availability_pct": self.availability_pct,
+            "p50_s": self.p50_s,
+            "p95_s": self.p95_s,
+            "p99_s": self.p99_s,
+            "outcomes": self.outcomes,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost_usd": str(self.cost_usd),
+            "cost_known": self.unpriced_rows == 0,
+            "unpriced_rows": self.unpriced_rows,
+        }
+
+
+def _row(key: Hashable, agg: Aggregate, by: str) -> ReportRow:
+    if by == "model":
+        target, probe, model = key  # type: ignore[misc]
+        day = None
+    else:
+        day, target = key  # type: ignore[misc]
+        probe = model = None
+    return ReportRow(
+        target=target,
+        probe=probe,
+        model=model,
+        day=day,
+        probes=agg.probes,
+        availability_pct=agg.availability_pct,
+        p50_s=agg.latency.quantile(0.50),
+        p95_s=agg.latency.quantile(0.95),
+        p99_s=agg.latency.quantile(0.99),
+        outcomes={o: agg.outcomes.get(o, 0) for o in OUTCOMES},
+        prompt_tokens=agg.prompt_tokens,
+        completion_tokens=agg.completion_tokens,
+        cost_usd=agg.cost_usd,
+        unpriced_rows=agg.unpriced,
+    )
+
+
+def build_report(
+    session: Session, *, since: datetime, by: str, location: str | None = None
+) -> list[ReportRow]:
+    """Rows for everything from ``since`` on, sorted by target, probe, model (or day)."""
+    if by not in BY:
+        raise UsageError(f"--by: must be one of {', '.join(BY)}, not {by!r}")
+    groups = aggregate(
+        session, since=since, key=by_model if by == "model" else by_day, location=location
+    )
+    rows = [_row(key, agg, by) for key, agg in groups.items()]
+    return sorted(rows, key=lambda r: (r.day or "", r.target, r.probe or "", r.model or ""))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def _cost(row: ReportRow) -> str:
+    text = f"{row.cost_usd:.6f}"
+    return text if row.unpriced_rows == 0 else f">={text}"
+
+
+def _flat(row: ReportRow) -> dict[str, Any]:
+    flat = {
+        "day": row.day or "",
+        "target": row.target,
+        "probe": row.probe or "",
+        "model": row.model or "",
+        "probes": row.probes,
+        "availability_pct": _pct(row.availability_pct),
+        "p50_ms": _ms(row.p50_s),
+        "p95_ms": _ms(row.p95_s),
+        "p99_ms": _ms(row.p99_s),
+    }
+    flat.update(row.outcomes)
+    flat.update(
+        tokens_in=row.prompt_tokens,
+        tokens_out=row.completion_tokens,
+        cost_usd=_cost(row),
+        unpriced_rows=row.unpriced_rows,
+    )
+    return flat
+
+
+def render(rows: list[ReportRow], fmt: str) -> str:
+    """The report as ``table`` (aligned text), ``json`` or ``csv``."""
+    if fmt == "json":
+        return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    flats = [_flat(r) for r in rows]
+    if not flats:
+        return "no probe results in this window\n" if fmt == "table" else ""
+    by_day_mode = rows[0].day is not None
+    drop = ("probe", "model") if by_day_mode else ("day",)
+    columns = [c for c in flats[0] if c not in drop]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(flats)
+        return buffer.getvalue()
+    cells = [[str(f[c]) for c in columns] for f in flats]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,120 @@
+"""Engines and migrations.
+
+``make_engine(url)``: SQLite (the embedded default: WAL, a busy timeout,
+foreign keys, the file created with mode 0600) or PostgreSQL through
+psycopg 3 (``postgresql://`` is rewritten to ``postgresql+psycopg://``).
+
+``upgrade(url)``: Alembic ``upgrade head`` from code, with the migrations
+shipped inside the package (``monitor/migrations``), so an installed wheel
+needs no alembic.ini. Failures raise ``StoreError`` with one line and the
+password redacted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from monitor.errors import StoreError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+DEFAULT_URL = "sqlite:///nexomon.db"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; plain ``postgresql://`` uses the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def redact(url: str | URL) -> str:
+    """The URL as text with its password hidden (for errors and logs)."""
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database url>"
+
+
+def _sqlite_path(url: URL) -> Path | None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _create_private_file(path: Path) -> None:
+    # SQLite creates its -wal and -shm files with the main file's mode, so
+    # creating it 0600 first keeps all three private.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> Engine:
+    """A sync engine for ``url``; extra ``kwargs`` go to ``create_engine``."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(parsed)
+        if path is not None and not path.exists():
+            _create_private_file(path)
+        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(parsed, connect_args=connect_args, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            if path is not None:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(
+                    "PRAGMA synchronous=NORMAL"
+                )  # durable in WAL up to the last checkpoint
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)  # a restarted server leaves dead pooled connections
+    return create_engine(parsed, **kwargs)
+
+
+def alembic_config(url: str | URL | None = None) -> Config:
+    """An Alembic Config pointing at the packaged migrations (no ini file)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url is not None:
+        # ConfigParser interpolation: a literal % must be doubled.
+        text = normalize_url(url).render_as_string(hide_password=False)
+        config.set_main_option("sqlalchemy.url", text.replace("%", "%%"))
+    return config
+
+
+def _one_line(exc: BaseException, secret: str | None) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if secret:
+        text = text.replace(secret, "***")
+    return text[:300]
+
+
+def upgrade(url: str | URL) -> None:
+    """Apply every migration up to head; raise ``StoreError`` (one line) on failure."""
+    parsed = normalize_url(url)
+    try:
+        engine = make_engine(parsed)
+        try:
+            with engine.begin() as connection:
+                config = alembic_config(parsed)
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        message = _one_line(exc, parsed.password)
+        raise StoreError(f"database upgrade failed for {redact(parsed)}: {message}") from exc

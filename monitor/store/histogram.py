@@ -1,0 +1,88 @@
+"""Fixed log-spaced latency buckets, so percentiles can be merged across hours.
+
+Bucket ``i`` holds durations in ``(MIN_S * RATIO**(i-1), MIN_S * RATIO**i]``;
+bucket 0 holds everything up to ``MIN_S`` and the last bucket everything
+above ``MAX_S``. A percentile read from merged counts is the bucket's
+geometric midpoint, so for durations between ``MIN_S`` and ``MAX_S`` it is
+within ``sqrt(RATIO) - 1`` (about 4.9 %) of the exact nearest-rank value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable
+
+MIN_S = 0.001
+MAX_S = 600.0
+RATIO = 1.1
+_LOG_RATIO = math.log(RATIO)
+LAST = math.ceil(math.log(MAX_S / MIN_S) / _LOG_RATIO)
+ERROR_BOUND = math.sqrt(RATIO) - 1
+
+
+def bucket(duration_s: float) -> int:
+    """The bucket index of one duration."""
+    if duration_s <= MIN_S:
+        return 0
+    return min(LAST, math.ceil(math.log(duration_s / MIN_S) / _LOG_RATIO - 1e-9))
+
+
+def midpoint(index: int) -> float:
+    """The value reported for a percentile that falls in bucket ``index``."""
+    if index == 0:
+        return MIN_S
+    return MIN_S * RATIO ** (index - 0.5)
+
+
+class LatencyHistogram:
+    """Counts per bucket; add durations, merge other histograms, read percentiles."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self, counts: Counter[int] | None = None) -> None:
+        self.counts: Counter[int] = counts if counts is not None else Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def add(self, duration_s: float) -> None:
+        self.counts[bucket(duration_s)] += 1
+
+    def add_many(self, durations: Iterable[float]) -> None:
+        self.counts.update(bucket(d) for d in durations)
+
+    def merge(self, other: LatencyHistogram) -> None:
+        self.counts.update(other.counts)
+
+    def quantile(self, q: float) -> float | None:
+        """Nearest-rank percentile (``q`` in 0..1), None when empty."""
+        total = self.total
+        if total == 0:
+            return None
+        rank = max(1, math.ceil(q * total))
+        seen = 0
+        for index in sorted(self.counts):
+            seen += self.counts[index]
+            if seen >= rank:
+                return midpoint(index)
+        return midpoint(max(self.counts))  # pragma: no cover - rounding guard
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {str(k): v for k, v in sorted(self.counts.items())}, separators=(",", ":")
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> LatencyHistogram:
+        return cls(Counter({int(k): int(v) for k, v in json.loads(text).items()}))
+
+
+def exact_quantile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of already sorted values, None when empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]

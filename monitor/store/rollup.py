@@ -1,0 +1,172 @@
+"""The hourly rollup: ``probe_rollup_hourly`` kept for 400 days.
+
+``refresh(engine, now)`` rolls up every complete hour not yet rolled up,
+re-rolls the last ``LOOKBACK_HOURS`` (rows whose commit lagged) and any hour
+that received rows since the last refresh (``probe_results.id`` above the
+stored ``last_id``: a spool replayed after an outage), then re-merges the
+day row (``span = 'day'``) of every complete UTC day that had an hour
+re-rolled, and prunes rollup rows older than ``KEEP_DAYS``. Each hour and
+each day is replaced in its own short transaction (delete, insert), so a
+refresh can be interrupted and rerun.
+Run it hourly (the daemon) and before a report (the CLI) if you like; the
+report is right either way, only slower while the rollup is behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, delete, func, select
+from sqlalchemy.orm import Session
+
+from monitor.store.aggregate import (
+    DAY,
+    HOUR,
+    STATE_NAME,
+    Aggregate,
+    add_raw_row,
+    add_rollup_rows,
+    floor_day,
+    floor_hour,
+    raw_columns,
+)
+from monitor.store.histogram import exact_quantile
+from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
+
+KEEP_DAYS = 400
+LOOKBACK_HOURS = 2
+
+
+def refresh(engine: Engine, now: datetime) -> int:
+    """Bring the rollup up to the last complete hour before ``now``; returns hours rolled."""
+    current = floor_hour(now)
+    p = ProbeResultRow
+    with Session(engine) as session:
+        state = session.get(RollupState, STATE_NAME)
+        max_id = session.scalar(select(func.max(p.id))) or 0
+        hours: set[datetime] = set()
+        if state is None or state.complete_before is None:
+            first = session.scalar(select(func.min(p.started_at)))
+            start = None if first is None else floor_hour(first)
+            last_id = 0
+        else:
+            start = state.complete_before - LOOKBACK_HOURS * HOUR
+            last_id = state.last_id
+            late = session.scalars(select(p.started_at).where(p.id > last_id, p.started_at < start))
+            hours.update(floor_hour(at) for at in late)
+    if start is not None:
+        hour = start
+        while hour < current:
+            hours.add(hour)
+            hour += HOUR
+    rolled = sorted(h for h in hours if h < current)
+    for hour in rolled:
+        with engine.begin() as conn:
+            roll_hour(conn, hour)
+    for day in sorted({floor_day(h) for h in rolled}):
+        if day + DAY <= current:
+            with engine.begin() as conn:
+                roll_day(conn, day)
+    with engine.begin() as conn:
+        conn.execute(delete(RollupHourly).where(RollupHourly.hour < now - timedelta(KEEP_DAYS)))
+        conn.execute(delete(RollupState).where(RollupState.name == STATE_NAME))
+        conn.execute(
+            RollupState.__table__.insert().values(
+                name=STATE_NAME, complete_before=current, last_id=max(max_id, last_id)
+            )
+        )
+    return len(rolled)
+
+
+def roll_hour(conn: Connection, hour: datetime) -> None:
+    """Replace the rollup rows of one hour with fresh aggregates of its raw rows."""
+    p = ProbeResultRow
+    rows = conn.execute(
+        select(*raw_columns()).where(p.started_at >= hour, p.started_at < hour + HOUR)
+    )
+    groups: dict[Hashable, Aggregate] = {}
+    durations: dict[Hashable, list[float]] = {}
+    for row in rows:
+        key = (row[10], row[1], row[2], row[3])
+        agg = groups.get(key)
+        if agg is None:
+            agg = groups[key] = Aggregate()
+            durations[key] = []
+        add_raw_row(agg, row)
+        if row[4] == "ok" and row[5] is not None:
+            durations[key].append(row[5])
+    conn.execute(delete(RollupHourly).where(RollupHourly.span == "hour", RollupHourly.hour == hour))
+    if not groups:
+        return
+    values = []
+    for key, agg in groups.items():
+        location, target, probe, model = key  # type: ignore[misc]
+        ordered = sorted(durations[key])
+        values.append(
+            {
+                "span": "hour",
+                "hour": hour,
+                "location": location,
+                "target": target,
+                "probe": probe,
+                "model": model,
+                "probes": agg.probes,
+                "successes": agg.successes,
+                "outcomes": json.dumps(dict(agg.outcomes), separators=(",", ":")),
+                "p50_s": exact_quantile(ordered, 0.50),
+                "p95_s": exact_quantile(ordered, 0.95),
+                "p99_s": exact_quantile(ordered, 0.99),
+                "latency_hist": agg.latency.to_json(),
+                "prompt_tokens": agg.prompt_tokens,
+                "completion_tokens": agg.completion_tokens,
+                "total_tokens": agg.total_tokens,
+                "cost_usd": agg.cost_usd,
+                "unpriced": agg.unpriced,
+            }
+        )
+    conn.execute(RollupHourly.__table__.insert(), values)
+
+
+def roll_day(conn: Connection, day: datetime) -> None:
+    """Replace the day row of ``day`` (a UTC midnight) with its merged hour rows."""
+    r = RollupHourly
+    groups: dict[Hashable, Aggregate] = {}
+    add_rollup_rows(
+        conn,
+        groups,
+        lambda _hour, location, target, probe, model: (location, target, probe, model),
+        None,
+        "hour",
+        day,
+        day + DAY,
+    )
+    conn.execute(delete(r).where(r.span == "day", r.hour == day))
+    if not groups:
+        return
+    values = []
+    for (location, target, probe, model), agg in groups.items():  # type: ignore[misc]
+        values.append(
+            {
+                "span": "day",
+                "hour": day,
+                "location": location,
+                "target": target,
+                "probe": probe,
+                "model": model,
+                "probes": agg.probes,
+                "successes": agg.successes,
+                "outcomes": json.dumps(dict(agg.outcomes), separators=(",", ":")),
+                "p50_s": agg.latency.quantile(0.50),
+                "p95_s": agg.latency.quantile(0.95),
+                "p99_s": agg.latency.quantile(0.99),
+                "latency_hist": agg.latency.to_json(),
+                "prompt_tokens": agg.prompt_tokens,
+                "completion_tokens": agg.completion_tokens,
+                "total_tokens": agg.total_tokens,
+                "cost_usd": agg.cost_usd,
+                "unpriced": agg.unpriced,
+            }
+        )
+    conn.execute(r.__table__.insert(), values)

@@ -1,0 +1,60 @@
+"""Storage fixtures: a session-wide throwaway PostgreSQL and a per-test database URL.
+
+``db_url`` is parametrized over ``sqlite`` (a file in tmp_path) and
+``postgresql`` (a fresh database in the session cluster). Without PostgreSQL
+binaries the postgresql cases skip, unless ``CI`` is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.store.db import upgrade
+from tests.store.pgcluster import PgCluster, find_bin_dir
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL (initdb, pg_ctl) is required in CI but was not found")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    cluster = PgCluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def empty_db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (no tables) on ``backend``."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'nexomon.db'}"
+        return
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    cluster.start()  # a no-op unless an earlier test left it stopped
+    name = cluster.create_database()
+    try:
+        yield cluster.url(name)
+    finally:
+        cluster.start()
+        cluster.drop_database(name)
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A database migrated to head."""
+    upgrade(empty_db_url)
+    return empty_db_url
