@@ -1,0 +1,1 @@
+"""Tests of the deployment files: dashboards, alert rules, compose, Dockerfile."""
