@@ -1,0 +1,171 @@
+"""Probe jobs on APScheduler 3.x's AsyncIOScheduler.
+
+One job per (target, models) every ``models_interval`` and one per
+(target, chat, model) every ``chat_interval``. Jobs are spread over their
+interval by a stable hash of their id (so a hundred models do not all fire
+at the same instant, and a restart keeps the same spread), run with
+``max_instances=1`` and ``coalesce=True``; missed and overlapping runs are
+counted as misfires. With ``models = ["*"]`` the chat jobs follow the
+catalog: ``sync_chat_jobs`` adds a job for a newly listed model and removes
+the job of a delisted one, capped by ``max_models``.
+
+Scheduler lag (actual start minus scheduled start) is measured in the job
+itself from the interval grid, in wall-clock seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import TargetConfig
+from monitor.exporter import Exporter
+from monitor.probe_round import chat_models
+from monitor.runner import ProbeRunner
+
+log = logging.getLogger("nexomon.scheduler")
+
+
+def job_id(target: str, probe: str, model: str = "") -> str:
+    return f"{target}/{probe}/{model}"
+
+
+def spread_offset(key: str, interval: float) -> float:
+    """A stable offset in [0, interval) for a job id: spreads jobs over the interval."""
+    return (zlib.crc32(key.encode()) / 2**32) * interval
+
+
+class ProbeScheduler:
+    """Owns the AsyncIOScheduler and the probe jobs on it."""
+
+    def __init__(
+        self,
+        runner: ProbeRunner,
+        exporter: Exporter,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.runner = runner
+        self.exporter = exporter
+        self._clock = clock
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_listener(self._on_misfire, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
+        self._chat_jobs: dict[str, set[str]] = {}
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    @property
+    def running(self) -> bool:
+        return self._scheduler.running
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        """Stops scheduling new runs; runs in flight are the caller's to await."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    async def drain(self, timeout: float) -> int:
+        """Waits up to ``timeout`` for probes in flight; returns how many were still running."""
+        pending = {t for t in self._inflight if not t.done()}
+        if not pending:
+            return 0
+        _, still = await asyncio.wait(pending, timeout=timeout)
+        return len(still)
+
+    def add_target(self, target: TargetConfig) -> None:
+        self.exporter.configure_target(target.name, target.max_models)
+        self._add_job(target.name, "models", "", target.models_interval)
+        self._chat_jobs[target.name] = set()
+        if "*" not in target.models:
+            self.sync_chat_jobs(target, ())
+        else:
+            explicit = [m for m in target.models if m != "*"]
+            self.sync_chat_jobs(target, explicit)
+
+    def remove_target(self, name: str) -> None:
+        for model in self._chat_jobs.pop(name, set()):
+            self._remove_job(name, "chat", model)
+        self._remove_job(name, "models", "")
+
+    def remove_all(self) -> None:
+        for name in list(self._chat_jobs):
+            self.remove_target(name)
+
+    def sync_chat_jobs(self, target: TargetConfig, listed: Sequence[str] | None) -> None:
+        """Makes the chat jobs of a target match what it should probe now.
+
+        ``listed`` is the last /models answer (None when it failed: then the
+        jobs stay as they are, a failed listing is no delisting).
+        """
+        if listed is None:
+            return
+        wanted = set(chat_models(target, listed))
+        current = self._chat_jobs.setdefault(target.name, set())
+        for model in sorted(wanted - current):
+            self._add_job(target.name, "chat", model, target.chat_interval)
+            log.info("target %s: now probing model %s", target.name, model)
+        for model in sorted(current - wanted):
+            self._remove_job(target.name, "chat", model)
+            self.exporter.forget(target.name, model)
+            log.info("target %s: stopped probing model %s (no longer listed)", target.name, model)
+        self._chat_jobs[target.name] = wanted
+
+    def chat_jobs(self, target: str) -> frozenset[str]:
+        return frozenset(self._chat_jobs.get(target, ()))
+
+    def job_ids(self) -> Iterable[str]:
+        return [job.id for job in self._scheduler.get_jobs()]
+
+    def _add_job(self, target: str, probe: str, model: str, interval: float) -> None:
+        key = job_id(target, probe, model)
+        first = self._clock() + spread_offset(key, interval)
+        start = datetime.fromtimestamp(first, UTC)
+        trigger = IntervalTrigger(seconds=interval, start_date=start, timezone=UTC)
+        self._scheduler.add_job(
+            self._run_job,
+            trigger=trigger,
+            args=(target, probe, model, first, interval),
+            id=key,
+            name=key,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=max(1, int(interval)),
+            replace_existing=True,
+        )
+        self.exporter.set_interval(target, probe, model, interval)
+
+    def _remove_job(self, target: str, probe: str, model: str) -> None:
+        key = job_id(target, probe, model)
+        if self._scheduler.get_job(key) is not None:
+            self._scheduler.remove_job(key)
+
+    async def _run_job(
+        self, target: str, probe: str, model: str, first: float, interval: float
+    ) -> None:
+        now = self._clock()
+        # The latest point of this job's grid at or before now is when it was due.
+        due = first + math.floor(max(0.0, now - first) / interval) * interval
+        self.exporter.observe_lag(max(0.0, now - due))
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self.runner.run(target, probe, model)
+        finally:
+            self._inflight.discard(task)  # type: ignore[arg-type]
+
+    def _on_misfire(self, event: JobEvent) -> None:
+        # JOB_MISSED: the run was too late; JOB_MAX_INSTANCES: the previous
+        # run of the same job was still going. Either way a run did not happen.
+        self.exporter.misfire()
+        log.warning("job %s skipped a run (late or still running)", event.job_id)
