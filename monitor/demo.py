@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from monitor import config as config_mod
+from monitor.budget import format_usd
 from monitor.daemon import Daemon
 from monitor.logs import SecretScrubber
 from monitor.simulator.server import RunningSimulator
@@ -89,7 +90,8 @@ def summary(daemon: Daemon) -> str:
         )
     budget = daemon.runner.budget if daemon.runner else None
     if budget is not None:
-        lines.append(f"probe spend today: ${budget.spent_usd:.6f} of ${budget.limit_usd}")
+        limit = "no cap" if budget.limit_usd is None else format_usd(budget.limit_usd)
+        lines.append(f"probe spend today: {format_usd(budget.spent_usd)} of {limit}")
     return "\n".join(lines)
 
 

@@ -34,6 +34,8 @@ from monitor.runner import ProbeRunner
 
 log = logging.getLogger("nexomon.scheduler")
 
+FIRST_LISTING_WINDOW_S = 2.0
+
 
 def job_id(target: str, probe: str, model: str = "") -> str:
     return f"{target}/{probe}/{model}"
@@ -128,7 +130,10 @@ class ProbeScheduler:
 
     def _add_job(self, target: str, probe: str, model: str, interval: float) -> None:
         key = job_id(target, probe, model)
-        first = self._clock() + spread_offset(key, interval)
+        # The models probe decides what else runs, so it goes first: within a
+        # few seconds of start instead of anywhere in its interval.
+        window = min(interval, FIRST_LISTING_WINDOW_S) if probe == "models" else interval
+        first = self._clock() + spread_offset(key, window)
         start = datetime.fromtimestamp(first, UTC)
         trigger = IntervalTrigger(seconds=interval, start_date=start, timezone=UTC)
         self._scheduler.add_job(

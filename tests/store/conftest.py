@@ -7,29 +7,13 @@ binaries the postgresql cases skip, unless ``CI`` is set: then they fail.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from monitor.store.db import upgrade
-from tests.store.pgcluster import PgCluster, find_bin_dir
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL (initdb, pg_ctl) is required in CI but was not found")
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
-    cluster = PgCluster(bin_dir)
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.destroy()
+from tests.store.pgcluster import PgCluster
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
