@@ -30,17 +30,17 @@ from monitor import __version__
 from monitor import config as config_mod
 from monitor.budget import Budget
 from monitor.config import Config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StoreError
 from monitor.exporter import Exporter
 from monitor.gateway import GatewayClient
 from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
-from monitor.runner import ProbeRunner, Sink
+from monitor.runner import ProbeRunner, RetryAfterHolds, Sink
 from monitor.scheduler import ProbeScheduler
 from monitor.statelog import StateLog
 from monitor.store import queries
-from monitor.store.db import make_engine, upgrade
-from monitor.store.writer import ResultWriter
+from monitor.store.db import make_engine, normalize_url, upgrade
+from monitor.store.writer import OUTAGE_ERRORS, ResultWriter
 from monitor.web import WebServer, build_app
 
 log = logging.getLogger("nexomon.daemon")
@@ -107,15 +107,41 @@ class Store:
 
 
 def open_store(
-    config: Config, on_catalog_events: Callable[[list[Any]], None] | None = None
+    config: Config,
+    on_catalog_events: Callable[[list[Any]], None] | None = None,
+    *,
+    wait_for_database: bool = False,
 ) -> Store:
-    upgrade(config.monitor.database_url)
-    engine = make_engine(config.monitor.database_url)
-    writer = ResultWriter(engine, spool_dir=spool_dir_for(config))
+    """Migrate the database and start the writer.
+
+    With ``wait_for_database`` (the daemon) a database server that does not
+    answer at startup is not fatal: the migration is deferred to the
+    writer's first write and rows are spooled until then, so a restart
+    during an outage keeps probing. A local SQLite file that cannot be
+    opened is always an error (nothing will fix it by waiting).
+    """
+    url = config.monitor.database_url
+    prepare: Callable[[], None] | None = None
+    try:
+        upgrade(url)
+    except StoreError as exc:
+        if not (wait_for_database and _server_unreachable(exc, url)):
+            raise
+        log.warning("%s; probing anyway, rows are spooled until the database answers", exc)
+        prepare = lambda: upgrade(url)  # noqa: E731
+    engine = make_engine(url)
+    writer = ResultWriter(engine, spool_dir=spool_dir_for(config), prepare=prepare)
     if on_catalog_events is not None:
         writer.on_catalog_events = on_catalog_events
     writer.start()
     return Store(engine, writer)
+
+
+def _server_unreachable(exc: StoreError, url: str) -> bool:
+    """Whether a failed upgrade means a database server that is not answering."""
+    return normalize_url(url).get_backend_name() != "sqlite" and isinstance(
+        exc.__cause__, OUTAGE_ERRORS
+    )
 
 
 class Daemon:
@@ -149,8 +175,15 @@ class Daemon:
         return Budget(config.budget.daily_usd, config.budget.daily_tokens, now=self.now)
 
     def _seed_budget(self, budget: Budget, engine: Engine) -> None:
-        with Session(engine) as session:
-            usd, tokens = queries.spend_today(session, self.config.monitor.location, self.now())
+        try:
+            with Session(engine) as session:
+                usd, tokens = queries.spend_today(session, self.config.monitor.location, self.now())
+        except Exception as exc:  # database down at startup: probe on, spend unknown
+            log.warning(
+                "cannot read today's spend (%s); the budget starts from zero",
+                type(exc).__name__,
+            )
+            return
         budget.seed(usd, tokens)
         self.exporter.set_budget(budget.spent_usd, budget.limit_usd)
 
@@ -187,7 +220,7 @@ class Daemon:
         if self.store is not None:
             try:
                 with Session(self.store.engine) as session:
-                    summary = queries.status_summary(session, since)
+                    summary = [row.to_json() for row in queries.status_summary(session, since)]
             except Exception as exc:
                 log.warning("status: database query failed: %s", type(exc).__name__)
         return {
@@ -198,7 +231,9 @@ class Daemon:
             "window_24h": summary,
         }
 
-    def _start_probing(self, config: Config, budget: Budget) -> None:
+    def _start_probing(
+        self, config: Config, budget: Budget, holds: RetryAfterHolds | None = None
+    ) -> None:
         state_log = StateLog()
         self.runner, self.clients = build_runner(
             config,
@@ -207,6 +242,9 @@ class Daemon:
             budget=budget,
             exporter=self.exporter,
         )
+        if holds is not None:
+            # A reload must not cut a gateway's retry-after short.
+            self.runner.holds = holds
         self.scheduler = ProbeScheduler(self.runner, self.exporter)
         for target in config.targets:
             self.scheduler.add_target(target)
@@ -215,7 +253,9 @@ class Daemon:
     # -- lifecycle --------------------------------------------------------
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        self.store = await asyncio.to_thread(open_store, self.config, self._on_catalog_events)
+        self.store = await asyncio.to_thread(
+            open_store, self.config, self._on_catalog_events, wait_for_database=True
+        )
         writer = self.store.writer
         self.exporter.bind_writer(lambda: writer)
         self.exporter.set_reload_ok(True)
@@ -294,10 +334,11 @@ class Daemon:
             return False
         if new.monitor != self.config.monitor:
             log.warning("config reload: [monitor] changes take effect after a restart")
-        old_scheduler, old_clients = self.scheduler, self.clients
+        old_scheduler, old_clients, old_config = self.scheduler, self.clients, self.config
+        old_holds = self.runner.holds if self.runner is not None else None
         if old_scheduler is not None:
             old_scheduler.shutdown()
-            await old_scheduler.drain(5)
+            await old_scheduler.drain(max((t.timeout for t in old_config.targets), default=5) + 1)
         for client in old_clients.values():
             await client.aclose()
         budget = self._make_budget(new)
@@ -305,10 +346,23 @@ class Daemon:
         if old_budget is not None:
             budget.seed(old_budget.spent_usd, old_budget.spent_tokens)
         self.config = new.with_monitor(self.config.monitor) if hasattr(new, "with_monitor") else new
-        self._start_probing(self.config, budget)
+        self._start_probing(self.config, budget, old_holds)
+        if old_scheduler is not None:
+            self._forget_dropped(old_config, old_scheduler)
         self.exporter.set_reload_ok(True)
         log.info("config reloaded: %d target(s)", len(self.config.targets))
         return True
+
+    def _forget_dropped(self, old_config: Config, old_scheduler: ProbeScheduler) -> None:
+        """Drops the series of targets and models a reload removed (no stale gauges)."""
+        now = {t.name: t for t in self.config.targets}
+        for old_target in old_config.targets:
+            target = now.get(old_target.name)
+            if target is None:
+                self.exporter.forget_target(old_target.name)
+            elif "*" not in target.models:  # with "*" the next listing decides
+                for model in old_scheduler.chat_jobs(target.name) - set(target.models):
+                    self.exporter.forget(target.name, model)
 
     def _metrics_token(self) -> str | None:
         name = self.config.monitor.metrics_token_env

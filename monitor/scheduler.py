@@ -72,16 +72,24 @@ class ProbeScheduler:
         self._scheduler.start()
 
     def shutdown(self) -> None:
-        """Stops scheduling new runs; runs in flight are the caller's to await."""
+        """Stops scheduling new runs; runs in flight go on until ``drain`` (call it next).
+
+        Only pauses: APScheduler's asyncio executor cancels the tasks in flight
+        when the scheduler shuts down, which would lose their results.
+        """
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()
 
     async def drain(self, timeout: float) -> int:
-        """Waits up to ``timeout`` for probes in flight; returns how many were still running."""
+        """Waits up to ``timeout`` for probes in flight, then shuts the scheduler down
+        (cancelling any still running); returns how many were still running."""
         pending = {t for t in self._inflight if not t.done()}
-        if not pending:
-            return 0
-        _, still = await asyncio.wait(pending, timeout=timeout)
+        still: set[asyncio.Task[None]] = set()
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=timeout)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler.shutdown runs via call_soon_threadsafe
         return len(still)
 
     def add_target(self, target: TargetConfig) -> None:
@@ -113,13 +121,14 @@ class ProbeScheduler:
             return
         wanted = set(chat_models(target, listed))
         current = self._chat_jobs.setdefault(target.name, set())
-        for model in sorted(wanted - current):
-            self._add_job(target.name, "chat", model, target.chat_interval)
-            log.info("target %s: now probing model %s", target.name, model)
+        # Removals first: forget() frees the exporter's label slots for the newcomers.
         for model in sorted(current - wanted):
             self._remove_job(target.name, "chat", model)
             self.exporter.forget(target.name, model)
             log.info("target %s: stopped probing model %s (no longer listed)", target.name, model)
+        for model in sorted(wanted - current):
+            self._add_job(target.name, "chat", model, target.chat_interval)
+            log.info("target %s: now probing model %s", target.name, model)
         self._chat_jobs[target.name] = wanted
 
     def chat_jobs(self, target: str) -> frozenset[str]:

@@ -8,6 +8,7 @@ waited for) by the context managers, also when a test fails.
 from __future__ import annotations
 
 import os
+import signal as signals
 import subprocess
 import sys
 import textwrap
@@ -123,7 +124,7 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    def stop(self, sig: int = signals.SIGTERM, timeout: float = 30) -> int:
         """Sends ``sig`` and waits; kills after ``timeout``. Returns the exit code."""
         if self.proc is None or self.proc.poll() is not None:
             return self.proc.returncode if self.proc else 0
