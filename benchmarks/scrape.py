@@ -1,0 +1,80 @@
+"""Scrape: /metrics render time and size at 10, 100 and 1,000 models.
+
+    python benchmarks/scrape.py [--models 10,100,1000] [--scrapes 20] [--json]
+
+For each size, the real daemon (pinned to core 0) probes every model once
+against the nginx responder (chat every 5 s), then scheduling stops and
+/metrics is fetched ``--scrapes`` times over HTTP; the table gives the time
+per scrape (p50, max), the body size and the number of series.
+Target: under 100 ms at 1,000 models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench_common import (
+    PROBER_CORE,
+    InProcessDaemon,
+    Responder,
+    emit,
+    parser,
+    percentile,
+    pin,
+    write_config,
+)
+
+INTERVAL_S = 5.0
+
+
+async def measure(base_url: str, models: int, scrapes: int) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="nexomon-scrape-"))
+    try:
+        cfg = write_config(work, base_url, models, chat_interval=INTERVAL_S)
+        async with InProcessDaemon(cfg) as d:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                seen = {r.model for _, r in d.rec.results if r.probe == "chat"}
+                if len(seen) >= models:
+                    break
+                await asyncio.sleep(0.5)
+            d.daemon.scheduler.shutdown()  # type: ignore[union-attr]
+            await d.daemon.scheduler.drain(15)  # type: ignore[union-attr]
+            times, body = [], b""
+            for _ in range(scrapes):
+                t = time.perf_counter()
+                body = await asyncio.to_thread(
+                    lambda: urllib.request.urlopen(d.metrics_url, timeout=30).read()
+                )
+                times.append(time.perf_counter() - t)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
+    return {
+        "models": models,
+        "scrape_p50_ms": percentile(times, 50) * 1000,
+        "scrape_max_ms": max(times) * 1000,
+        "size_kB": len(body) / 1024,
+        "series": series,
+    }
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--models", default="10,100,1000")
+    ap.add_argument("--scrapes", type=int, default=20)
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.models.split(",")]
+    with Responder(models=10) as responder:
+        pin(PROBER_CORE)
+        rows = [asyncio.run(measure(responder.base_url, n, args.scrapes)) for n in sizes]
+    emit(args, "/metrics scrape", rows, target="< 100 ms at 1000 models")
+
+
+if __name__ == "__main__":
+    main()

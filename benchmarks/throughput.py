@@ -1,0 +1,149 @@
+"""Throughput: the highest probe rate one core sustains, nexomon vs blackbox_exporter.
+
+    python benchmarks/throughput.py [--rates 200,400,800,1200,1600,2000] [--seconds 20] [--json]
+
+nexomon: the real daemon (scheduler, runner, SQLite writer thread, exporter,
+HTTP routes, /metrics scraped every 5 s) in this process, pinned to core 0,
+probing N chat models every 1 s (rate = N/s) against the nginx static
+responder on core 1. A rate is *sustained* when, after a warm-up, the
+completed probe rate is at least 95 % of the scheduled one, scheduler lag
+p99 is under 50 ms and every probe is ``ok``. Rates are tried in order;
+the first rate that is not sustained stops the ramp.
+
+blackbox_exporter: pinned to core 0 (GOMAXPROCS=1), the POST chat module of
+benchmarks/blackbox.yml against the same responder, driven closed-loop by
+``wrk`` (on core 1, 50 connections) at /probe: the probes/s it completes at
+100 % of its core is its best rate. Target: nexomon/blackbox >= 1.0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench_common import (
+    PROBER_CORE,
+    RESPONDER_CORE,
+    Blackbox,
+    InProcessDaemon,
+    Responder,
+    emit,
+    need,
+    parser,
+    percentile,
+    pin,
+    pinned,
+    write_config,
+)
+
+WARMUP_S = 5.0  # chat jobs start spread over the first interval
+
+
+async def scrape_loop(url: str, every: float, sizes: list[int]) -> None:
+    while True:
+        await asyncio.sleep(every)
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())
+        sizes.append(len(body))
+
+
+async def nexomon_rate(base_url: str, rate: int, seconds: float) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="nexomon-tp-"))
+    try:
+        cfg = write_config(work, base_url, rate, chat_interval=1.0, models_interval=60.0)
+        sizes: list[int] = []
+        async with InProcessDaemon(cfg) as d:
+            scraper = asyncio.create_task(scrape_loop(d.metrics_url, 5.0, sizes))
+            await asyncio.sleep(WARMUP_S)
+            t0, c0 = time.monotonic(), time.process_time()
+            await asyncio.sleep(seconds)
+            t1, c1 = time.monotonic(), time.process_time()
+            scraper.cancel()
+            lags = d.rec.lags_since(t0)
+            results = [r for r in d.rec.results_since(t0) if r.probe == "chat"]
+            written = d.daemon.store.writer.written_total if d.daemon.store else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done = len(results) / (t1 - t0)
+    bad = sum(1 for r in results if r.outcome.value != "ok")
+    p99 = percentile(lags, 99)
+    return {
+        "prober": "nexomon",
+        "scheduled_per_s": rate,
+        "probes_per_s": round(done, 1),
+        "not_ok": bad,
+        "lag_p50_ms": percentile(lags, 50) * 1000,
+        "lag_p99_ms": p99 * 1000,
+        "cpu_pct": round(100 * (c1 - c0) / (t1 - t0)),
+        "cpu_ms_per_probe": 1000 * (c1 - c0) / max(1, len(results)),
+        "rows_written": written,
+        "sustained": done >= 0.95 * rate and p99 < 0.05 and bad == 0,
+    }
+
+
+def blackbox_rate(target: str, seconds: float, connections: int) -> dict[str, Any]:
+    wrk = need("wrk", "wrk")
+    with Blackbox(core=PROBER_CORE) as bb:
+        check = bb.probe(target)
+        if check.get("probe_success") != 1.0:
+            raise RuntimeError(f"blackbox chat probe failed: {check}")
+        cmd = [wrk, "-t1", f"-c{connections}", f"-d{int(seconds)}s", bb.probe_url(target)]
+        cpu0 = bb.cpu_seconds()
+        out = subprocess.run(
+            pinned(cmd, RESPONDER_CORE), capture_output=True, text=True, check=True
+        ).stdout
+        cpu = bb.cpu_seconds() - cpu0
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "prober": "blackbox_exporter",
+        "scheduled_per_s": "closed loop",
+        "probes_per_s": round(rps, 1),
+        "not_ok": int(errors.group(1)) if errors else 0,
+        "cpu_pct": round(100 * cpu / seconds),
+        "cpu_ms_per_probe": 1000 * cpu / max(1.0, rps * seconds),
+        "sustained": True,
+    }
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--rates", default="200,400,800,1200,1600,2000")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--connections", type=int, default=50, help="wrk connections for blackbox")
+    ap.add_argument("--skip-blackbox", action="store_true")
+    args = ap.parse_args()
+    rows: list[dict[str, Any]] = []
+    best = 0.0
+    with Responder(models=10) as responder:
+        target = responder.base_url + "/chat/completions"
+        bb = None if args.skip_blackbox else blackbox_rate(target, args.seconds, args.connections)
+        pin(PROBER_CORE)
+        for rate in (int(r) for r in args.rates.split(",")):
+            row = asyncio.run(nexomon_rate(responder.base_url, rate, args.seconds))
+            rows.append(row)
+            if not row["sustained"]:
+                break
+            best = max(best, row["probes_per_s"])
+    extra: dict[str, Any] = {"nexomon_best_sustained_per_s": best}
+    if bb is not None:
+        rows.append(bb)
+        extra["blackbox_per_s"] = bb["probes_per_s"]
+        extra["ratio_nexomon_over_blackbox"] = round(best / bb["probes_per_s"], 2)
+        # CPU per probe is the contention-proof comparison on a shared machine.
+        costs = [r["cpu_ms_per_probe"] for r in rows if r["prober"] == "nexomon"]
+        if costs:
+            extra["cpu_per_probe_ratio_blackbox_over_nexomon"] = round(
+                bb["cpu_ms_per_probe"] / min(costs), 2
+            )
+    emit(args, "throughput: one core, static nginx responder", rows, **extra, target="ratio >= 1.0")
+
+
+if __name__ == "__main__":
+    main()
