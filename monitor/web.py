@@ -40,6 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("nexomon.web")
 
@@ -129,6 +130,44 @@ def build_app(
     )
 
 
+# How long a connection may sit without a request in progress: before its
+# first complete request head, or after a response. uvicorn's keep-alive
+# timer starts only after a first response, so without this an idle or
+# half-sent request (a slow-loris) holds its slot forever, and 100 of them
+# (limit_concurrency) turn every scrape into a 503.
+REQUEST_HEAD_TIMEOUT_S = 10.0
+
+
+class _HeadDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol plus a deadline for receiving a request head."""
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(REQUEST_HEAD_TIMEOUT_S, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        # A request being answered is left alone; only an idle connection goes.
+        busy = self.cycle is not None and not self.cycle.response_complete
+        if not busy and not self.transport.is_closing():
+            self.transport.close()
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its SIGINT/SIGTERM handlers: the daemon owns signals."""
 
@@ -159,8 +198,8 @@ class WebServer:
 
     Limits keep junk and slow clients from taking it down: at most 100
     concurrent connections (then 503), 5 s keep-alive, 16 KiB of request
-    head. Each connection is its own asyncio protocol, so an idle or
-    half-sent request holds nothing but its own socket.
+    head, and a connection with no request in progress is closed after
+    ``REQUEST_HEAD_TIMEOUT_S`` (idle, or a half-sent head: a slow-loris).
     """
 
     def __init__(self, app: Starlette, host: str, port: int) -> None:
@@ -168,7 +207,7 @@ class WebServer:
         self._port = port
         self._config = uvicorn.Config(
             app,
-            http="h11",
+            http=_HeadDeadlineProtocol,
             log_level="warning",
             log_config=None,  # keep the daemon's logging setup
             access_log=False,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,24 +14,9 @@ _TESTS = str(Path(__file__).resolve().parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-IN_CI = bool(os.environ.get("CI"))
+from testutil import IN_CI, free_port, need_binary  # noqa: E402
 
-
-def need_binary(name: str) -> str:
-    """Path of a required binary; skip locally when absent, fail in CI."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if IN_CI:
-            pytest.fail(f"{message} (CI must install it)")
-        pytest.skip(message)
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+__all__ = ["IN_CI", "free_port", "need_binary"]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port, need_binary
+from testutil import free_port, need_binary
 
 TEST_KEY = "sk-test-harness-key"
 

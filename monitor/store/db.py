@@ -50,10 +50,27 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode 0700.
+
+    ``Path.mkdir(parents=True, mode=...)`` applies the mode to the last
+    folder only; the parents would get 0777 minus the umask. Folders that
+    already exist are left as they are.
+    """
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        if directory.parent == directory:
+            break
+        directory = directory.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+
+
 def _create_private_file(path: Path) -> None:
     # SQLite creates its -wal and -shm files with the main file's mode, so
     # creating it 0600 first keeps all three private.
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
     os.close(fd)
 

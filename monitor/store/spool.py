@@ -22,8 +22,10 @@ from typing import Any
 
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
+from monitor.store.db import make_private_dirs
 
-log = logging.getLogger(__name__)
+# In the "nexomon" tree: formatted, scrubbed of secrets, JSON when asked.
+log = logging.getLogger("nexomon.store.spool")
 
 SPOOL_NAME = "nexomon-spool.jsonl"
 Item = tuple[str, ProbeResult]  # (result_id, result)
@@ -86,7 +88,7 @@ class Spool:
         ]
         if not lines:
             return 0
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_dirs(self.directory)  # parents too: mkdir(mode=) sets only the last
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.write(fd, ("\n".join(lines) + "\n").encode())

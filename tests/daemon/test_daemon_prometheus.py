@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import need_binary
+from testutil import need_binary
 from daemon_kit import (
     CHAT_PATH,
     MODELS_PATH,

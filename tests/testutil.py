@@ -1,0 +1,32 @@
+"""Plain helpers shared by tests: free ports and required binaries.
+
+A module of its own (not conftest.py) so that ``from testutil import ...``
+means the same thing however many conftest modules pytest has loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def need_binary(name: str) -> str:
+    """Path of a required binary; skip locally when absent, fail in CI."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed"
+        if IN_CI:
+            pytest.fail(f"{message} (CI must install it)")
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
