@@ -7,7 +7,24 @@ the gateway being down. Latency p50/p95/p99 are over ok probes, read from
 merged fixed-bucket histograms (within about 5 %, see
 ``monitor.store.histogram``). Cost is a lower bound when some rows spent
 tokens at no known price: ``unpriced_rows`` counts them and the table shows
-``>= $X``; it is never silently 0.
+``>=X``; when no row of a line had a price at all, its cost is ``unknown``
+(JSON ``null``), never silently 0.
+
+``--by day`` adds the month-to-date spend. Every (day, target) line carries
+``month_to_date_usd``: that target's cost from 00:00 UTC on the 1st of the
+day's month through the end of that day, counted from the 1st even when
+``--since`` starts later (it is read from the store for the whole month),
+so a new month starts again from that month's own spend. Shapes:
+
+* table: a ``month_to_date_usd`` column after ``cost_usd``, and one closing line per
+  month shown, ``month to date 2025-11 (UTC, through 2025-11-28): 0.012000``,
+  the sum over targets of their last line in that month;
+* json: the same list of row objects, day rows with ``month_to_date_usd``
+  (a decimal string, ``null`` when unknown) and ``month_to_date_known``;
+* csv: a ``month_to_date_usd`` column (no closing lines, so it stays one
+  table).
+
+Lower bounds and unknowns follow the cost rule above (``>=`` / ``unknown``).
 """
 
 from __future__ import annotations
@@ -17,7 +34,7 @@ import io
 import json
 import re
 from collections.abc import Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -67,6 +84,9 @@ class ReportRow:
     completion_tokens: int
     cost_usd: Decimal
     unpriced_rows: int
+    # --by day only: the target's month-to-date spend through this day (see module doc)
+    mtd_usd: Decimal | None = None
+    mtd_unpriced_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,10 +102,23 @@ class ReportRow:
             "outcomes": self.outcomes,
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "cost_usd": str(self.cost_usd),
+            "cost_usd": _json_usd(self.cost_usd, self.unpriced_rows),
             "cost_known": self.unpriced_rows == 0,
             "unpriced_rows": self.unpriced_rows,
+            **(
+                {}
+                if self.day is None or self.mtd_usd is None
+                else {
+                    "month_to_date_usd": _json_usd(self.mtd_usd, self.mtd_unpriced_rows),
+                    "month_to_date_known": self.mtd_unpriced_rows == 0,
+                }
+            ),
         }
+
+
+def _json_usd(usd: Decimal, unpriced: int) -> str | None:
+    """Cost as a decimal string; None when unknown (tokens spent, nothing priced)."""
+    return None if unpriced and not usd else str(usd)
 
 
 def _row(key: Hashable, agg: Aggregate, by: str) -> ReportRow:
@@ -123,7 +156,61 @@ def build_report(
         session, since=since, key=by_model if by == "model" else by_day, location=location
     )
     rows = [_row(key, agg, by) for key, agg in groups.items()]
+    if by == "day":
+        rows = _with_month_to_date(session, rows, since, location)
     return sorted(rows, key=lambda r: (r.day or "", r.target, r.probe or "", r.model or ""))
+
+
+def month_start(moment: datetime) -> datetime:
+    """00:00 UTC on the 1st of ``moment``'s UTC month."""
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _with_month_to_date(
+    session: Session, rows: list[ReportRow], since: datetime, location: str | None
+) -> list[ReportRow]:
+    """``rows`` (by day) with each target's running month-to-date cost filled in.
+
+    A second aggregation from the 1st of ``since``'s month: whole days, so
+    the first line counts its whole month even when ``since`` is later.
+    """
+    days = aggregate(session, since=month_start(since), key=by_day, location=location)
+    running: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    to_date: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for day, target in sorted(days):  # type: ignore[misc]
+        agg = days[(day, target)]
+        usd, unpriced = running.get((day[:7], target), (Decimal(0), 0))
+        running[(day[:7], target)] = to_date[(day, target)] = (
+            usd + agg.cost_usd,
+            unpriced + agg.unpriced,
+        )
+    out = []
+    for row in rows:
+        usd, unpriced = to_date.get((row.day or "", row.target), (row.cost_usd, row.unpriced_rows))
+        out.append(replace(row, mtd_usd=usd, mtd_unpriced_rows=unpriced))
+    return out
+
+
+def month_totals(rows: list[ReportRow]) -> list[tuple[str, str, Decimal, int]]:
+    """(month, last day, month-to-date cost, unpriced rows) per month of by-day ``rows``.
+
+    The sum over targets of each target's last line in that month.
+    """
+    last: dict[tuple[str, str], ReportRow] = {}
+    for row in rows:
+        if row.day is not None and row.mtd_usd is not None:
+            key = (row.day[:7], row.target)
+            if key not in last or (last[key].day or "") < row.day:
+                last[key] = row
+    months: dict[str, tuple[str, Decimal, int]] = {}
+    for (month, _target), row in sorted(last.items()):
+        day, usd, unpriced = months.get(month, ("", Decimal(0), 0))
+        months[month] = (
+            max(day, row.day or ""),
+            usd + (row.mtd_usd or Decimal(0)),
+            unpriced + row.mtd_unpriced_rows,
+        )
+    return [(m, d, usd, n) for m, (d, usd, n) in sorted(months.items())]
 
 
 def _pct(value: float | None) -> str:
@@ -134,9 +221,16 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
 
 
+def _usd(usd: Decimal, unpriced: int) -> str:
+    """``0.012000``; ``>=0.012000`` when some rows had no price; ``unknown`` when none had."""
+    if unpriced and not usd:
+        return "unknown"
+    text = f"{usd:.6f}"
+    return text if unpriced == 0 else f">={text}"
+
+
 def _cost(row: ReportRow) -> str:
-    text = f"{row.cost_usd:.6f}"
-    return text if row.unpriced_rows == 0 else f">={text}"
+    return _usd(row.cost_usd, row.unpriced_rows)
 
 
 def _flat(row: ReportRow) -> dict[str, Any]:
@@ -156,8 +250,10 @@ def _flat(row: ReportRow) -> dict[str, Any]:
         tokens_in=row.prompt_tokens,
         tokens_out=row.completion_tokens,
         cost_usd=_cost(row),
-        unpriced_rows=row.unpriced_rows,
     )
+    if row.day is not None and row.mtd_usd is not None:
+        flat["month_to_date_usd"] = _usd(row.mtd_usd, row.mtd_unpriced_rows)
+    flat["unpriced_rows"] = row.unpriced_rows
     return flat
 
 
@@ -185,4 +281,9 @@ def render(rows: list[ReportRow], fmt: str) -> str:
     lines += [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
     ]
+    if by_day_mode:
+        lines += [
+            f"month to date {month} (UTC, through {day}): {_usd(usd, unpriced)}"
+            for month, day, usd, unpriced in month_totals(rows)
+        ]
     return "\n".join(lines) + "\n"
