@@ -63,6 +63,7 @@ class ProbeScheduler:
         self._scheduler.add_listener(self._on_misfire, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._chat_jobs: dict[str, set[str]] = {}
         self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -77,12 +78,17 @@ class ProbeScheduler:
         Only pauses: APScheduler's asyncio executor cancels the tasks in flight
         when the scheduler shuts down, which would lose their results.
         """
+        self._stopping = True
         if self._scheduler.running:
             self._scheduler.pause()
 
     async def drain(self, timeout: float) -> int:
         """Waits up to ``timeout`` for probes in flight, then shuts the scheduler down
         (cancelling any still running); returns how many were still running."""
+        # A job handed to the loop just before the pause has a task that has
+        # not started yet; one turn of the loop lets it start, see _stopping
+        # and return, so no request leaves after shutdown began.
+        await asyncio.sleep(0)
         pending = {t for t in self._inflight if not t.done()}
         still: set[asyncio.Task[None]] = set()
         if pending:
@@ -166,6 +172,8 @@ class ProbeScheduler:
     async def _run_job(
         self, target: str, probe: str, model: str, first: float, interval: float
     ) -> None:
+        if self._stopping:
+            return
         now = self._clock()
         # The latest point of this job's grid at or before now is when it was due.
         due = first + math.floor(max(0.0, now - first) / interval) * interval
