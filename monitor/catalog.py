@@ -18,6 +18,16 @@ from typing import Literal
 
 Change = Literal["added", "removed"]
 
+# The longest model id that is stored, labelled or chat-probed (the width of
+# the model columns). A gateway's longer ids are not usable ids; they are
+# left out of the catalog instead of making the database refuse the row.
+MAX_MODEL_ID_LENGTH = 255
+
+
+def usable_ids(ids: Iterable[str]) -> tuple[str, ...]:
+    """``ids`` without those too long to store."""
+    return tuple(m for m in ids if len(m) <= MAX_MODEL_ID_LENGTH)
+
 
 @dataclass(frozen=True, slots=True)
 class CatalogEvent:

@@ -12,15 +12,24 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from monitor import __version__
 from monitor.errors import NexomonError, UsageError
 from monitor.logs import setup_logging
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "-c", "--config", help="config file (default: $NEXOMON_CONFIG or ./nexomon.toml)"
     )
@@ -30,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--log-format", default="text", choices=["text", "json"])
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nexomon",
         description="Monitor an OpenAI-compatible LLM gateway: uptime, latency, limits, spend.",
     )
@@ -82,13 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, scrubber)
     except NexomonError as exc:
-        print(f"nexomon: {exc}", file=sys.stderr)
+        print(scrubber.scrub(f"nexomon: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if args.debug:
-            raise
+            # Not a bare ``raise``: the interpreter would print the traceback
+            # unscrubbed, and an exception message may carry an API key.
+            print(scrubber.scrub(traceback.format_exc()), end="", file=sys.stderr)
+            return 1
         text = scrubber.scrub(f"{type(exc).__name__}: {exc}")
         print(f"nexomon: unexpected error: {text} (run with --debug for details)", file=sys.stderr)
         logging.getLogger("nexomon").debug("unexpected error", exc_info=True)

@@ -35,12 +35,13 @@ def cmd_config_check(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
 
 
 async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
-    from monitor.daemon import build_runner
-    from monitor.probe_round import render_json, render_table, run_round
-
     cfg = _load(args)
     if args.target is not None and args.target not in {t.name for t in cfg.targets}:
         raise UsageError(f"--target {args.target}: no such target in {cfg.source}")
+    # Imported after the checks above: a usage or config error answers at once.
+    from monitor.daemon import build_runner
+    from monitor.probe_round import render_json, render_table, run_round
+
     store = None
     sinks = []
     if args.record:

@@ -98,7 +98,10 @@ class _Rule(ValueError):
 def _seconds(value: Any) -> float:
     # Numbers pass through so a negative one gets the range message below.
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # tomllib reads integers of any size
+            raise _Rule(_DURATION) from None
         if seconds == seconds and abs(seconds) != float("inf"):
             return seconds
     elif isinstance(value, str):
@@ -303,7 +306,10 @@ def _base_dir(info: ValidationInfo) -> Path | None:
 def _resolve_file(value: str | None, info: ValidationInfo) -> str | None:
     if value is None:
         return None
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~user/..." naming a user this system does not know
+        raise _Rule("cannot expand ~: no such user or home directory") from None
     base = _base_dir(info)
     if not path.is_absolute() and base is not None:
         path = base / path
@@ -467,7 +473,8 @@ class TargetConfig(_Model):
         if not key:
             raise ConfigError(f"{origin} is empty")
         # httpx would reject such a header and might echo it; fail here, silently.
-        if not key.isprintable() or any(ch.isspace() for ch in key):
+        # Non-ASCII too: an HTTP header value is ASCII, httpx raises on anything else.
+        if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
             raise ConfigError(f"{origin} must hold one key without spaces or control characters")
         return key
 

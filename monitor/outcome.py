@@ -9,6 +9,7 @@ Outcome values are a contract: they are the ``outcome`` label of
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class Outcome(StrEnum):
@@ -37,8 +38,16 @@ DOWN_OUTCOMES = frozenset(
 )
 
 
-# Re-exported so callers find the rule beside the set it maps to; classify.py
-# imports Outcome from here, so this import must stay below the enum.
-from monitor.classify import classify  # noqa: E402
+__all__ = ["DOWN_OUTCOMES", "Outcome", "classify"]  # noqa: F822 (classify: __getattr__)
 
-__all__ = ["DOWN_OUTCOMES", "Outcome", "classify"]
+
+def __getattr__(name: str) -> Any:
+    # ``classify`` is re-exported so callers find the rule beside the set it
+    # maps to. Lazily (PEP 562): classify.py imports Outcome from here, and an
+    # eager import made ``import monitor.classify`` (or monitor.probes) fail
+    # whenever it came before ``import monitor.outcome``.
+    if name == "classify":
+        from monitor.classify import classify
+
+        return classify
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,6 +3,7 @@
 A round probes every selected target concurrently. Within a target the
 models probe goes first, because with ``models = ["*"]`` the listed ids
 decide which chat probes run; the chat probes then run concurrently.
+With ``model`` given (``--model``), a target runs only that one chat probe.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 from collections.abc import Sequence
 
+from monitor.catalog import usable_ids
 from monitor.config import Config, TargetConfig
 from monitor.results import ProbeResult
 from monitor.runner import ProbeRunner
@@ -25,7 +27,7 @@ def chat_models(target: TargetConfig, listed: Sequence[str] | None) -> list[str]
     if "*" not in target.models:
         return list(target.models)
     explicit = [m for m in target.models if m != "*"]
-    wanted = explicit + [m for m in (listed or ()) if m not in explicit]
+    wanted = explicit + [m for m in usable_ids(listed or ()) if m not in explicit]
     return wanted[: target.max_models]
 
 
@@ -45,18 +47,14 @@ async def run_round(
 async def _target_round(
     runner: ProbeRunner, target: TargetConfig, model: str | None
 ) -> list[ProbeResult | None]:
-    results: list[ProbeResult | None] = []
-    listed: Sequence[str] | None = None
-    if model is None or "*" in target.models:
-        listing = await runner.run(target.name, "models")
-        listed = listing.model_ids if listing is not None else None
-        if model is None:
-            results.append(listing)
-    names = chat_models(target, listed)
     if model is not None:
-        names = [model]
+        # --model names the one chat probe; a listing would be a request
+        # nobody sees (its result is not part of the round).
+        return [await runner.run(target.name, "chat", model)]
+    listing = await runner.run(target.name, "models")
+    names = chat_models(target, listing.model_ids if listing is not None else None)
     chats = await asyncio.gather(*(runner.run(target.name, "chat", m) for m in names))
-    return results + list(chats)
+    return [listing, *chats]
 
 
 COLUMNS = (

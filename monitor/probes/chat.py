@@ -65,8 +65,10 @@ def check_shape(body: Any) -> str | None:
     return None
 
 
-def _text(value: Any) -> str | None:
-    return (one_line(value, 128) or None) if isinstance(value, str) else None
+def _text(value: Any, limit: int) -> str | None:
+    # Limits match the probe_results columns, so a hostile value cannot make
+    # the database refuse the row.
+    return (one_line(value, limit) or None) if isinstance(value, str) else None
 
 
 async def probe(ctx: ProbeContext, model: str) -> ProbeResult:
@@ -77,10 +79,10 @@ async def probe(ctx: ProbeContext, model: str) -> ProbeResult:
     if not exchange.ok_status or not isinstance(exchange.body, dict):
         return result
     body = exchange.body
-    changes: dict[str, Any] = {"response_model": _text(body.get("model"))}
+    changes: dict[str, Any] = {"response_model": _text(body.get("model"), 255)}
     choices = body.get("choices")
     if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        changes["finish_reason"] = _text(choices[0].get("finish_reason"))
+        changes["finish_reason"] = _text(choices[0].get("finish_reason"), 64)
     usage = usage_of(body)
     if usage is not None:
         changes.update(prompt_tokens=usage[0], completion_tokens=usage[1], total_tokens=usage[2])

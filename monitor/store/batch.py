@@ -90,6 +90,7 @@ def apply_listing(
             select(CatalogModel.model, CatalogModel.listed).where(CatalogModel.target == target)
         )
     }
+    model_ids = catalog.usable_ids(model_ids)
     change = catalog.diff(stored, model_ids)
     listed = set(model_ids)
     new = sorted(listed - stored.keys())
