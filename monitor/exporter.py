@@ -45,6 +45,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from monitor.catalog import MAX_MODEL_ID_LENGTH
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
 
@@ -68,7 +69,7 @@ DURATION_BUCKETS = (
     81.92,
 )
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MAX_LABEL_LENGTH = 200
+MAX_LABEL_LENGTH = MAX_MODEL_ID_LENGTH  # one bound for stored, labelled and probed ids
 DEFAULT_MAX_MODELS = 100  # DESIGN.md's default, for a target observed before configure_target
 CATALOG_CHANGES = ("added", "removed")
 # Refused ids are remembered to count them once; this caps that memory.
@@ -309,11 +310,7 @@ class Exporter:
         if not self._admit(t, m):
             return
         job = {"target": t, "probe": p, "model": m}
-        if (t, p, m) not in self._jobs:
-            # Every outcome starts at 0 so rate() sees the first failure.
-            self._jobs.add((t, p, m))
-            for outcome in Outcome:
-                self._child(self.probes, **job, outcome=outcome.value)
+        self._zero_outcomes(t, p, m)
         self._child(self.probes, **job, outcome=r.outcome.value).inc()
         finished = r.started_at.timestamp() + (r.duration_s or 0.0)
         self._child(self.last_run, **job).set(finished)
@@ -332,6 +329,19 @@ class Exporter:
         self._observe_usage(r)
         if r.model_ids is not None:
             self._observe_catalog(t, r.model_ids)
+
+    def _zero_outcomes(self, target: str, probe: str, model: str) -> None:
+        """Create every outcome of a job at 0, once. Caller holds the lock.
+
+        A counter series that first appears at 1 hides that first probe from
+        increase()/rate(); set_interval() calls this when the job is scheduled,
+        so a scrape sees the zeros before the first result.
+        """
+        if (target, probe, model) in self._jobs:
+            return
+        self._jobs.add((target, probe, model))
+        for outcome in Outcome:
+            self._child(self.probes, target=target, probe=probe, model=model, outcome=outcome.value)
 
     def _observe_usage(self, r: ProbeResult) -> None:
         t, m = r.target, r.model
@@ -382,6 +392,7 @@ class Exporter:
             if self._admit(target, model):
                 labels = {"target": target, "probe": probe, "model": model}
                 self._child(self.interval, **labels).set(seconds)
+                self._zero_outcomes(target, probe, model)
 
     def forget(self, target: str, model: str) -> None:
         """Remove every series of (target, model) and free its label slot."""

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import yaml
-from testutil import free_port
 from harness import PrometheusProcess, listen_url, running_daemon, write_config
+from testutil import free_port
 
 from monitor.simulator.scenario import Scenario
 from monitor.simulator.server import RunningSimulator
