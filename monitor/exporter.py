@@ -249,6 +249,8 @@ class Exporter:
         self._refused: dict[str, set[str]] = {}  # target -> ids left out
         self._warned: set[str] = set()
         self._listed: dict[str, set[str]] = {}  # target -> admitted models listed last time
+        # target -> delisted models still holding a slot (listed=0), oldest first
+        self._delisted: dict[str, dict[str, None]] = {}
         self._jobs: set[tuple[str, str, str]] = set()
         # (target, model) -> every (metric, label values) created for it, for forget().
         self._series: dict[tuple[str, str], set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
@@ -268,9 +270,13 @@ class Exporter:
         if model == "":  # the models probe
             return True
         admitted = self._admitted.setdefault(target, set())
+        delisted = self._delisted.get(target, {})
         if model in admitted:
+            delisted.pop(model, None)
             return True
         limit = self._max_models.get(target, DEFAULT_MAX_MODELS)
+        if len(admitted) >= limit and delisted and len(model) <= MAX_LABEL_LENGTH:
+            self._forget(target, next(iter(delisted)), keep_listed=False)
         if len(model) <= MAX_LABEL_LENGTH and len(admitted) < limit:
             admitted.add(model)
             return True
@@ -394,18 +400,35 @@ class Exporter:
                 self._child(self.interval, **labels).set(seconds)
                 self._zero_outcomes(target, probe, model)
 
-    def forget(self, target: str, model: str) -> None:
-        """Remove every series of (target, model) and free its label slot."""
+    def forget(self, target: str, model: str, *, keep_listed: bool = False) -> None:
+        """Remove the series of (target, model) and free its label slot.
+
+        ``keep_listed`` (a model that left /models): keep its
+        ``nexomon_model_listed`` 0 series, so "delisted" stays visible and
+        alertable, and keep its slot until a newcomer needs one (the oldest
+        delisted model is evicted first), so the bound stays ``max_models``.
+        """
         with self._lock:
-            for metric, values in self._series.pop((target, model), set()):
-                metric.remove(*values)
-            self._admitted.get(target, set()).discard(model)
-            self._listed.get(target, set()).discard(model)
-            self._jobs = {job for job in self._jobs if job[0] != target or job[2] != model}
-            refused = self._refused.get(target)
-            if refused is not None and model in refused:
-                refused.discard(model)
-                self.over_limit.labels(target=target).set(len(refused))
+            self._forget(target, model, keep_listed=keep_listed)
+
+    def _forget(self, target: str, model: str, *, keep_listed: bool) -> None:
+        """``forget`` with the lock held."""
+        series = self._series.pop((target, model), set())
+        kept = {(m, v) for m, v in series if keep_listed and m is self.listed}
+        for metric, values in series - kept:
+            metric.remove(*values)
+        self._jobs = {job for job in self._jobs if job[0] != target or job[2] != model}
+        if kept:
+            self._series[(target, model)] = kept
+            self._delisted.setdefault(target, {})[model] = None
+            return
+        self._delisted.get(target, {}).pop(model, None)
+        self._admitted.get(target, set()).discard(model)
+        self._listed.get(target, set()).discard(model)
+        refused = self._refused.get(target)
+        if refused is not None and model in refused:
+            refused.discard(model)
+            self.over_limit.labels(target=target).set(len(refused))
 
     def forget_target(self, target: str) -> None:
         """Remove every series of a target (it left the config on reload)."""
@@ -418,7 +441,13 @@ class Exporter:
                 metric.remove(target)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.remove(target, change)
-            for book in (self._max_models, self._admitted, self._refused, self._listed):
+            for book in (
+                self._max_models,
+                self._admitted,
+                self._refused,
+                self._listed,
+                self._delisted,
+            ):
                 book.pop(target, None)
             self._warned.discard(target)
 

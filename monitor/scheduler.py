@@ -127,10 +127,11 @@ class ProbeScheduler:
             return
         wanted = set(chat_models(target, listed))
         current = self._chat_jobs.setdefault(target.name, set())
-        # Removals first: forget() frees the exporter's label slots for the newcomers.
+        # Removals first. The model's nexomon_model_listed 0 series stays (that
+        # is the "delisted" signal); its label slot goes to a newcomer on demand.
         for model in sorted(current - wanted):
             self._remove_job(target.name, "chat", model)
-            self.exporter.forget(target.name, model)
+            self.exporter.forget(target.name, model, keep_listed=True)
             log.info("target %s: stopped probing model %s (no longer listed)", target.name, model)
         for model in sorted(wanted - current):
             self._add_job(target.name, "chat", model, target.chat_interval)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 from testutil import free_port, need_binary
 
 TEST_KEY = "sk-test-harness-key"
@@ -168,21 +169,13 @@ class PrometheusProcess:
         self.directory = directory
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        rules = "".join(f"\n  - {p}" for p in rule_files or [])
-        config = textwrap.dedent(
-            f"""\
-            global:
-              scrape_interval: {interval}
-              evaluation_interval: {interval}
-            rule_files:{rules or " []"}
-            scrape_configs:
-              - job_name: nexomon
-                static_configs:
-                  - targets: {targets!r}
-            """
-        )
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [str(p) for p in rule_files or []],
+            "scrape_configs": [{"job_name": "nexomon", "static_configs": [{"targets": targets}]}],
+        }
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "prometheus.yml").write_text(config)
+        (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PrometheusProcess:

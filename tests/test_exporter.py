@@ -349,6 +349,23 @@ def test_forget_removes_every_series_of_the_model_and_frees_its_slot(
     assert value(busy, "nexomon_models_over_limit", target="gw") == 0
 
 
+def test_delisted_model_keeps_listed_zero_until_a_newcomer_needs_its_slot(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    # max_models is 3 here: m1..m3 hold every slot.
+    exporter.observe(result(probe="models", model="", model_ids=("m1", "m2", "m3")))
+    for model in ("m1", "m2", "m3"):
+        exporter.observe(result(model=model))
+    exporter.observe(result(probe="models", model="", model_ids=("m1", "m2")))
+    exporter.forget("gw", "m3", keep_listed=True)  # what the scheduler does on delisting
+    assert value(registry, "nexomon_model_listed", target="gw", model="m3") == 0
+    assert value(registry, "nexomon_probe_success", target="gw", probe="chat", model="m3") is None
+    exporter.observe(result(model="n1"))  # a newcomer takes the delisted model's slot
+    assert "m3" not in model_values(registry)
+    assert value(registry, "nexomon_probe_success", target="gw", probe="chat", model="n1") == 1
+    assert value(registry, "nexomon_models_over_limit", target="gw") == 0
+
+
 def test_forgotten_model_starts_from_zero_when_it_comes_back(
     exporter: Exporter, registry: CollectorRegistry
 ) -> None:
