@@ -33,7 +33,10 @@ def parse_duration(value: int | float | str) -> float:
     if isinstance(value, bool):
         raise ValueError(f"a duration must be a number or a string; {_ACCEPTED}")
     if isinstance(value, int | float):
-        return _checked(float(value))
+        try:
+            return _checked(float(value))
+        except OverflowError:  # an int beyond float range (TOML ints are unbounded)
+            raise ValueError("a duration must be a finite number of seconds") from None
     if not isinstance(value, str):
         raise ValueError(f"a duration must be a number or a string; {_ACCEPTED}")
     text = value.strip().lower()

@@ -9,12 +9,15 @@ When the database is unreachable the failed batch goes back to the head of
 the buffer and the whole buffer spills to the on-disk spool (``spool.py``,
 beside the data); while the outage lasts new rows keep spilling there, and
 the database is retried with exponential backoff up to ``retry_max``
-seconds. When it answers again the spool is written back first, in order,
-then the buffer. Each result gets a unique ``result_id`` at submit time and
-the insert skips ids already present, so a crash between a commit and the
-spool's removal cannot duplicate a row. A new writer replays any spool left
-by an earlier process before anything else. ``close()`` flushes everything
-to the database, or to the spool if the database is down.
+seconds. An optional ``prepare`` callable (the deferred migration of a
+daemon that started while the database was down) runs before the first
+write; until it succeeds, rows are kept the same way. When the database
+answers again the spool is written back first, in order, then the buffer.
+Each result gets a unique ``result_id`` at submit time and the insert skips
+ids already present, so a crash between a commit and the spool's removal
+cannot duplicate a row. A new writer replays any spool left by an earlier
+process before anything else. ``close()`` flushes everything to the
+database, or to the spool if the database is down.
 
 Errors that are not an outage (a row the database rejects) are retried row
 by row; a row rejected on its own is dropped, logged and counted, so one bad
@@ -40,13 +43,18 @@ from monitor.results import ProbeResult
 from monitor.store.batch import write_batch
 from monitor.store.spool import Item, Spool
 
-log = logging.getLogger(__name__)
+# In the "nexomon" tree: formatted, scrubbed of secrets, JSON when asked.
+log = logging.getLogger("nexomon.store.writer")
 
 OUTAGE_ERRORS = (OperationalError, InterfaceError, DisconnectionError, OSError)
 
 
 class _Outage(Exception):
     """The database did not answer; keep the rows and retry later."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
@@ -68,6 +76,7 @@ class ResultWriter:
         max_buffer: int = 100_000,
         retry_max: float = 5.0,
         on_catalog_events: Callable[[list[CatalogEvent]], None] | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.spool = Spool(Path(spool_dir))
@@ -76,6 +85,9 @@ class ResultWriter:
         self.max_buffer = max_buffer
         self.retry_max = retry_max
         self.on_catalog_events = on_catalog_events
+        # Run once before the first write (the daemon's deferred migration when
+        # the database was down at startup); until it succeeds rows are kept.
+        self._prepare = prepare
         self._cond = threading.Condition()
         self._buffer: deque[Item] = deque()
         self._inflight = 0
@@ -182,6 +194,14 @@ class ResultWriter:
 
     def _flush(self) -> bool:
         """Write the spool, then the buffer; False at the first outage."""
+        if self._prepare is not None:
+            try:
+                self._prepare()
+            except Exception as exc:  # any failure: keep the rows, retry with backoff
+                self._errors += 1
+                log.warning("database not ready, keeping rows: %s", _first_line(exc))
+                return False
+            self._prepare = None
         try:
             if self.spool.exists():
                 for chunk in _chunks(self.spool.read(), self.batch_size):
