@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from testutil import free_port
 from sqlalchemy import create_engine, text
+from testutil import free_port
 
 from monitor.simulator.scenario import Scenario
 from monitor.store.db import normalize_url
@@ -48,11 +48,7 @@ def daemon_config(
     *,
     target: Mapping[str, Any] | None = None,
 ) -> Path:
-    """nexomon.toml for a daemon probing every second, its spool in ``directory/spool``.
-
-    (tests/harness.py's write_config does the same; it is not importable
-    while its DaemonProcess.stop default shadows the signal module.)
-    """
+    """nexomon.toml for a daemon probing every second, its spool in ``directory/spool``."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "api.key").write_text(TEST_KEY + "\n")
     monitor = {
@@ -82,7 +78,12 @@ def _pairs(values: Mapping[str, Any]) -> list[str]:
 
 
 class Daemon:
-    """``nexomon run -c CONFIG`` as a subprocess; the log goes to ``daemon.log`` beside it."""
+    """``nexomon run -c CONFIG`` as a subprocess; the log goes to ``daemon.log`` beside it.
+
+    Unlike tests/harness.py's DaemonProcess it can start without waiting
+    for /readyz (a daemon started during a database outage is alive, not
+    ready) and waits up to a minute on this slow, shared machine.
+    """
 
     def __init__(self, config_path: Path) -> None:
         import tomllib
