@@ -82,9 +82,18 @@ def setup_logging(
     scrubber = SecretScrubber()
     handler.addFilter(scrubber)
     root = logging.getLogger("nexomon")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())
-    root.propagate = False
+    _own(root, handler, level.upper())
+    # Libraries we run log too; their lines go through the same formatter and
+    # scrubber. APScheduler's warnings repeat what the scheduler already logs
+    # (missed runs), so only its errors are shown.
+    _own(logging.getLogger("apscheduler"), handler, "ERROR")
+    _own(logging.getLogger("uvicorn.error"), handler, "WARNING")
     return scrubber
+
+
+def _own(logger: logging.Logger, handler: logging.Handler, level: str) -> None:
+    for old in list(logger.handlers):
+        logger.removeHandler(old)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
