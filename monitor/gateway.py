@@ -13,8 +13,11 @@ Contract:
   otherwise never time out.
 * The body is read streaming and capped; the connection is closed as soon
   as the cap is passed.
-* Timings come from httpcore's trace events (see monitor.timing): time spent
-  queueing for a free pooled connection is not gateway latency.
+* The default transport is monitor.transport.AiohttpTransport (httpx's API
+  over aiohttp's pool, chosen by measurement: httpcore's per-request pool
+  scan grew with concurrency and its queueing showed up as latency).
+* Timings come from the transport's trace events (see monitor.timing): time
+  spent queueing for a free pooled connection is not gateway latency.
 * The API key goes only into the Authorization header. It is removed from
   ``failure_detail``, from the whitelisted header values and from the body
   before it is parsed (a gateway may echo a bad key in its error message).
@@ -38,6 +41,7 @@ from monitor import __version__
 from monitor.headers import REDACTED, GatewayHeaders, one_line
 from monitor.results import Phases
 from monitor.timing import BODY_END, HEADERS, SENT, PhaseClock
+from monitor.transport import AiohttpTransport
 
 USER_AGENT = f"nexomon/{__version__}"
 
@@ -117,10 +121,11 @@ class GatewayClient:
 
     ``base_url`` is the API root, e.g. ``https://api.nexorouter.com/v1``;
     a URL that is not http(s) with a host and a valid port raises ValueError.
-    ``transport`` replaces httpx's default (httpcore) transport, e.g. an
-    ASGITransport in tests; a transport without httpcore trace events gets
-    coarser phases (see monitor.timing), and ``max_connections`` applies to
-    the default transport only. ``max_body_bytes`` caps the decoded body.
+    ``transport`` replaces the default AiohttpTransport with any httpx
+    transport: httpx.AsyncHTTPTransport (httpcore: tls timed apart, resolve
+    not), or an ASGITransport in tests; one without trace events gets
+    coarser phases (see monitor.timing). ``max_connections`` applies to the
+    default transport only. ``max_body_bytes`` caps the decoded body.
     """
 
     def __init__(
@@ -138,6 +143,9 @@ class GatewayClient:
         self._timeout = timeout
         self._max_body_bytes = max_body_bytes
         self._host = _checked_host(self._base_url)
+        if transport is None:
+            # trust_env as below: HTTPS_PROXY / NO_PROXY, SSL_CERT_FILE / SSL_CERT_DIR.
+            transport = AiohttpTransport(max_connections=max_connections, trust_env=True)
         self._client = httpx.AsyncClient(
             headers={
                 "user-agent": USER_AGENT,

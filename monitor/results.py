@@ -23,14 +23,16 @@ class Phases:
     """Seconds spent in each phase of one HTTP exchange (blackbox_exporter's phases).
 
     A phase that did not happen (a reused connection has no connect or tls)
-    is 0.0. ``resolve`` is None when the transport folds name resolution
-    into connect and it cannot be measured apart. Time spent waiting for a
-    free connection in the client's pool is in none of them.
+    is 0.0. None means "not measured apart": ``resolve`` when the transport
+    folds name resolution into connect (httpcore), ``tls`` when it folds the
+    TLS handshake into connect (aiohttp over https); that time is then in
+    ``connect``. Time spent waiting for a free connection in the client's
+    pool is in none of them.
     """
 
     resolve: float | None = None
     connect: float = 0.0
-    tls: float = 0.0
+    tls: float | None = 0.0
     processing: float = 0.0
     transfer: float = 0.0
 

@@ -1,21 +1,29 @@
-"""Phase timing of one HTTP exchange, from httpcore's trace events.
+"""Phase timing of one HTTP exchange, from transport trace events.
 
-httpcore (httpx's default transport) calls the request extension
-``extensions={"trace": callback}`` with events named
-``<layer>.<step>.<started|complete|failed>``, where layer is ``connection``
-(``connect_tcp``, ``start_tls``), ``http11`` or ``http2``
-(``send_request_headers``, ``send_request_body``, ``receive_response_headers``,
-``receive_response_body``, ``response_closed``).
+The transport calls the request extension ``extensions={"trace": callback}``
+with events named ``<layer>.<step>.<started|complete|failed>``. httpcore
+(httpx's own transport) uses layer ``connection`` (``connect_tcp``,
+``start_tls``) and ``http11``/``http2`` (``send_request_headers``,
+``receive_response_headers``, ...); monitor.transport.AiohttpTransport (the
+default) emits the same names where the step is the same, plus
+``connection.resolve.*`` and two flags, ``transport.measures_resolve`` and
+``transport.tls_in_connect``.
 
 These events fire only once the request owns a connection, so time spent
 queueing for a free connection in the pool is in no phase and not in the
-duration. Name resolution happens inside ``connect_tcp`` (anyio resolves and
-connects in one call), so ``resolve`` is None and DNS time is part of
-``connect``.
+duration.
 
-A transport that emits no trace events (httpx ASGITransport, httpx-aiohttp)
-falls back to the client's own marks: ``processing`` then runs from just
-before ``send()`` (pool wait and connect included) to the response headers.
+``resolve``: timed when the transport measures it (aiohttp: 0.0 on a reused
+connection, a DNS-cache hit or an IP literal); None under httpcore, which
+resolves and connects in one call, so DNS time is part of ``connect``.
+``connect`` is the connect span minus the resolve span inside it.
+``tls``: timed under httpcore; None under aiohttp for https, whose TLS
+handshake is inside the same ``create_connection`` call as TCP (it is then
+part of ``connect``), and 0.0 for plain http.
+
+A transport that emits no trace events (httpx ASGITransport) falls back to
+the client's own marks: ``processing`` then runs from just before ``send()``
+(pool wait and connect included) to the response headers.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ BODY_END = "nexomon.body_end"  # the last body byte was read
 
 # (phase, start event, end event) for the trace-driven phases.
 _SPANS = (
+    ("resolve", "resolve.started", "resolve"),
     ("connect", "connect_tcp.started", "connect_tcp"),
     ("tls", "start_tls.started", "start_tls"),
     ("processing", "send_request_headers.started", "receive_response_headers"),
@@ -45,6 +54,8 @@ _STAGES = (
     (HEADERS, "while reading the body"),
     ("send_request_headers.started", "while waiting for the response headers"),
     ("start_tls.started", "during the TLS handshake"),
+    ("resolve.complete", "while connecting"),
+    ("resolve.started", "while resolving the host name"),
     ("connect_tcp.started", "while connecting"),
     (SENT, "while waiting for a free connection"),
 )
@@ -76,7 +87,7 @@ class PhaseClock:
 
     @property
     def traced(self) -> bool:
-        """True when the transport emitted httpcore trace events."""
+        """True when the transport emitted trace events (httpcore or AiohttpTransport)."""
         return any(not key.startswith("nexomon.") for key in self._marks)
 
     def _end_of(self, step: str, stop: float) -> float:
@@ -110,10 +121,16 @@ class PhaseClock:
             origin = sent
         transfer = 0.0 if headers_at is None else max(0.0, end - headers_at)
         duration = None if origin is None else max(0.0, end - origin)
+        resolve: float | None = None
+        if "resolve.started" in marks or "measures_resolve" in marks:
+            resolve = spans.get("resolve", 0.0)
+        # The resolve span lies inside the connect span (aiohttp resolves as
+        # part of creating the connection): count it once.
+        connect = max(0.0, spans.get("connect", 0.0) - (resolve or 0.0))
         phases = Phases(
-            resolve=None,
-            connect=spans.get("connect", 0.0),
-            tls=spans.get("tls", 0.0),
+            resolve=resolve,
+            connect=connect,
+            tls=None if "tls_in_connect" in marks else spans.get("tls", 0.0),
             processing=spans["processing"],
             transfer=transfer,
         )

@@ -50,7 +50,7 @@ def row_to_result(row: ProbeResultRow) -> ProbeResult:
         phases=Phases(
             resolve=row.resolve_s,
             connect=row.connect_s or 0.0,
-            tls=row.tls_s or 0.0,
+            tls=row.tls_s,  # None: not measured apart from connect
             processing=row.processing_s or 0.0,
             transfer=row.transfer_s or 0.0,
         ),

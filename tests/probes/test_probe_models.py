@@ -36,7 +36,7 @@ async def test_listing_gives_every_id_once_in_order(serve: ServeFn, make_ctx: Ma
     assert (result.http_status, result.request_id, result.ratelimit_limit) == (200, "rid-9", 100)
     assert result.started_at.tzinfo is UTC
     assert result.duration_s is not None and result.duration_s > 0
-    assert result.phases.connect > 0 and result.phases.resolve is None
+    assert result.phases.connect > 0 and result.phases.resolve == 0.0  # an IP literal
     assert server.requests[0].path == "/v1/models"
 
 

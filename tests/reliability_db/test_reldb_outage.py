@@ -35,7 +35,7 @@ from reldb_helpers import (
 
 from monitor.simulator.server import RunningSimulator
 
-OUTAGE_S = float(os.environ.get("NEXOMON_OUTAGE_S", "30"))
+OUTAGE_S = float(os.environ.get("NEXOMON_OUTAGE_S", "60"))
 
 
 @pytest.mark.timeout(int(OUTAGE_S) + 240)

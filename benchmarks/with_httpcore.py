@@ -1,0 +1,38 @@
+"""Run a benchmark with GatewayClient's previous default transport (httpx's httpcore pool).
+
+    python benchmarks/with_httpcore.py benchmarks/latency.py --probes 500
+
+The "before" rows of the transport comparison in the README's Performance
+section: the same script, in the same session, with
+``httpx.AsyncHTTPTransport`` (max_connections 100, keep-alive 100) in place
+of monitor.transport.AiohttpTransport.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import httpx
+
+import monitor.gateway
+
+
+def httpcore_transport(*, max_connections: int, trust_env: bool) -> httpx.AsyncHTTPTransport:
+    n = max_connections
+    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=trust_env)
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    monitor.gateway.AiohttpTransport = httpcore_transport  # type: ignore[assignment,misc]
+    script = sys.argv[1]
+    sys.argv = sys.argv[1:]
+    sys.path.insert(0, script.rsplit("/", 1)[0] if "/" in script else ".")
+    runpy.run_path(script, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""AiohttpTransport: httpx's transport API over an aiohttp connection pool.
+
+Why: httpcore (httpx's default transport) re-checks every pooled connection
+on each request, so its CPU cost per request grows with the number of
+connections; at 50 probes in flight that queueing landed in the measured
+latency (see benchmarks/README.md). aiohttp's pool costs the same per
+request at any concurrency. httpx stays the API: GatewayClient builds
+httpx requests and reads httpx responses, and any httpx transport can
+still be passed in its place.
+
+Contract:
+
+* Requests go out as given: headers (user-agent, authorization, host...),
+  body, no redirects followed (httpx's client decides that), no cookies
+  kept here (httpx's client keeps them). Bodies come back raw and are
+  decoded by httpx, so a broken Content-Encoding is an httpx.DecodingError.
+* Phase events go to the request's ``"trace"`` extension, an async callable
+  ``trace(name, info)`` like httpcore's, with httpcore's event names where
+  the step is the same (see monitor.timing): ``connection.resolve.*``
+  (aiohttp's DNS signals; a DNS-cache hit or an IP literal resolves
+  nothing), ``connection.connect_tcp.*`` (a new connection: name
+  resolution, TCP and, for https, the TLS handshake, which aiohttp does in
+  the same ``loop.create_connection`` call and so cannot be timed apart),
+  ``http11.send_request_headers.started`` and
+  ``http11.receive_response_headers.complete``. Two flags come first:
+  ``transport.measures_resolve`` and, for https, ``transport.tls_in_connect``.
+  Time waiting for a free connection (aiohttp's connection_queued signals)
+  is in no event.
+* Every aiohttp error is raised as the httpx exception of the same kind,
+  chained (``from``) to the original, so the cause (socket.gaierror,
+  ssl.SSLError, ConnectionRefusedError...) stays readable.
+* ``trust_env``: HTTP(S)_PROXY / NO_PROXY and SSL_CERT_FILE / SSL_CERT_DIR,
+  like httpx's default transport, read once (proxies: once per origin)
+  rather than per request: aiohttp's own ``trust_env`` re-reads the
+  environment and parses ~/.netrc on every request, which profiled at
+  ~20 % of the daemon's CPU.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
+from typing import Any, NamedTuple
+
+import aiohttp
+import httpx
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+_CHUNK = 1 << 16
+_NO_INFO: dict[str, Any] = {}
+
+# Most specific first: the first isinstance match wins.
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.HTTPError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientHttpProxyError, httpx.ProxyError),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, DNS, TLS
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.ReadError),  # reset or cut mid-body
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # not HTTP
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.NetworkError),
+)
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """Re-raise aiohttp errors as httpx errors; anything else passes through."""
+    try:
+        yield
+    except aiohttp.ClientError as exc:
+        message = str(exc) or type(exc).__name__
+        if type(exc) is aiohttp.ClientResponseError:  # a parse error: drop "400, url=..."
+            message = f"invalid HTTP answer: {exc.message}"
+        for source, target in _ERRORS:
+            if isinstance(exc, source):
+                # Chain to the root cause when aiohttp wrapped one (gaierror,
+                # SSLError, ConnectionRefusedError): that is what gets worded.
+                raise target(message) from (exc.__cause__ or exc)
+        raise  # pragma: no cover - ClientError is the last row
+
+
+def _emitter(name: str) -> Callable[..., Awaitable[None]]:
+    """An aiohttp trace handler that forwards one event to the request's trace."""
+
+    async def handler(session: object, ctx: SimpleNamespace, params: object) -> None:
+        trace = ctx.trace_request_ctx
+        if trace is not None:
+            await trace(name, _NO_INFO)
+
+    return handler
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    signals = (
+        (config.on_dns_resolvehost_start, "connection.resolve.started"),
+        (config.on_dns_resolvehost_end, "connection.resolve.complete"),
+        (config.on_connection_create_start, "connection.connect_tcp.started"),
+        (config.on_connection_create_end, "connection.connect_tcp.complete"),
+        (config.on_request_headers_sent, "http11.send_request_headers.started"),
+        (config.on_request_end, "http11.receive_response_headers.complete"),
+    )
+    for signal, name in signals:
+        signal.append(_emitter(name))
+    config.freeze()
+    return config
+
+
+def _cut_short(exc: aiohttp.ClientPayloadError) -> tuple[httpx.ReadError, BaseException]:
+    """The body ended early: the httpx error and its cause (a reset, or aiohttp's error).
+
+    aiohttp keeps the socket error only in its message ("... .
+    ConnectionResetError(104, ...)"); a reset is re-attached as a real
+    ConnectionResetError so GatewayClient words it like any other reset.
+    """
+    if "ConnectionResetError" in str(exc):
+        reset = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+        return httpx.ReadError("connection reset by peer"), reset
+    why = getattr(exc.__cause__, "message", None) or str(exc.__cause__ or exc)
+    return httpx.ReadError(f"connection closed mid-body: {why}"), exc
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body as an httpx stream; closing it early drops the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            try:
+                async for chunk in self._response.content.iter_chunked(_CHUNK):
+                    yield chunk
+            except aiohttp.ClientPayloadError as exc:
+                error, cause = _cut_short(exc)
+                raise error from cause
+
+    async def aclose(self) -> None:
+        response = self._response
+        if response.content.at_eof():
+            response.release()  # fully read: the connection goes back to the pool
+        else:
+            response.close()  # half read (capped, timed out): never reuse it
+
+
+class _Proxy(NamedTuple):
+    url: URL | None
+    headers: dict[str, str] | None
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx transport over one aiohttp ClientSession, created on first use.
+
+    ``max_connections`` bounds the pool (requests beyond it wait, untimed);
+    ``keepalive_s`` is how long an idle connection is kept; ``verify`` is
+    True (system/certifi CAs), False, or an SSLContext. The session is
+    created lazily because aiohttp binds it to the running event loop,
+    and GatewayClient may be built before the loop runs.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_s: float = 5.0,
+        verify: ssl.SSLContext | bool = True,
+        trust_env: bool = True,
+    ) -> None:
+        self._max_connections = max_connections
+        self._keepalive_s = keepalive_s
+        self._ssl = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._proxies: dict[tuple[str, str, int | None], _Proxy] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive_s,
+            ssl=self._ssl,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            trace_configs=[_trace_config()],
+            trust_env=False,  # read once in _proxy(), not per request
+            cookie_jar=aiohttp.DummyCookieJar(),  # httpx's client owns cookies
+            auto_decompress=False,  # httpx decodes, and reports broken encodings
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        return self._session
+
+    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+        """aiohttp's per-socket timeouts from httpx's per-request ones (cached)."""
+        limits = request.extensions.get("timeout") or {}
+        key = (limits.get("connect"), limits.get("read"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=key[0], sock_read=key[1])
+            self._timeouts[key] = timeout
+        return timeout
+
+    def _proxy(self, url: httpx.URL) -> _Proxy:
+        """The environment's proxy for ``url``'s origin (cached), or no proxy."""
+        key = (url.scheme, url.host, url.port)
+        proxy = self._proxies.get(key)
+        if proxy is None:
+            proxy = _Proxy(None, None)
+            if self._trust_env:
+                try:
+                    where, auth = get_env_proxy_for_url(URL(str(url)))
+                except LookupError:  # none set, or NO_PROXY covers the host
+                    pass
+                else:
+                    headers = None if auth is None else {"Proxy-Authorization": auth.encode()}
+                    proxy = _Proxy(where, headers)
+            self._proxies[key] = proxy
+        return proxy
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session or self._open()
+        trace: TraceFn | None = request.extensions.get("trace")
+        if trace is not None:
+            await trace("transport.measures_resolve", _NO_INFO)
+            if request.url.scheme == "https":
+                await trace("transport.tls_in_connect", _NO_INFO)
+        body = await request.aread()
+        proxy = self._proxy(request.url)
+        with _httpx_errors():
+            response = await session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(request),
+                trace_request_ctx=trace,
+                proxy=proxy.url,
+                proxy_headers=proxy.headers,
+            )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=_Body(response),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
