@@ -145,7 +145,9 @@ def demo_stack(directory: Path) -> Iterator[Stack]:
                 _wait(expr, seen(expr), daemon.log)
             # ...then the model retires: the next /models answer lacks it.
             shift[0] = 7200.0
-            expr = 'nexomon_catalog_changes_total{target="sim", change="removed"} > 0'
+            # "offset 2s": the removal must be older than the rounding of a range
+            # query's end to the second, or the panel query can miss it.
+            expr = 'nexomon_catalog_changes_total{target="sim", change="removed"} offset 2s > 0'
             _wait(expr, seen(expr), daemon.log)
             metrics_text = daemon.get("/metrics").text
             yield Stack(prometheus, metrics_text, started)
