@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from monitor import __version__
+from monitor import __version__, runtime
 from monitor import config as config_mod
 from monitor.budget import Budget
 from monitor.config import Config
@@ -36,7 +36,7 @@ from monitor.gateway import GatewayClient
 from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
 from monitor.runner import ProbeRunner, RetryAfterHolds, Sink
-from monitor.scheduler import ProbeScheduler
+from monitor.scheduler import FIRST_LISTING_WINDOW_S, ProbeScheduler
 from monitor.statelog import StateLog
 from monitor.store import queries
 from monitor.store.db import make_engine, normalize_url, upgrade
@@ -286,6 +286,10 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
         maintenance = asyncio.create_task(self._maintenance_loop())
+        # GIL hand-off and heap freezing (see monitor.runtime): the heap is
+        # settled once every job has run once, then hourly.
+        switch_interval = runtime.tune()
+        settler = asyncio.create_task(runtime.HeapSettler(self._first_round_s()).run())
         try:
             while not self._stop.is_set():
                 waiter = asyncio.create_task(self._reload_requested.wait())
@@ -300,8 +304,15 @@ class Daemon:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             maintenance.cancel()
+            settler.cancel()
+            runtime.restore(switch_interval)
             await self.shutdown()
         return 0
+
+    def _first_round_s(self) -> float:
+        """Seconds until every configured job has run once (listing window + chat interval)."""
+        chat = max((t.chat_interval for t in self.config.targets), default=0.0)
+        return FIRST_LISTING_WINDOW_S + min(chat, 3600.0) + 1.0
 
     def request_stop(self) -> None:
         self._stop.set()

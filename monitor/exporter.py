@@ -15,8 +15,25 @@ Contracts:
   histogram child; in the 0.0.4 text format they become extra gauge
   families that double the series count and that nothing here reads.
   ``disable_created_metrics()`` would switch them off process-wide (a
-  hidden global), so the metrics live in a private registry and a small
+  hidden global), so the metrics live in private registries and a small
   collector on the caller's registry forwards them without ``_created``.
+- The scrape: ``render(registry)`` is a drop-in for ``generate_latest``
+  (``web.build_app(render_metrics=...)``) with the same samples and values.
+  At 1,000 models there are ~37,000 samples and ``generate_latest`` costs
+  ~10 µs each (label sorting and escaping, float formatting): 0.6-0.8 s a
+  scrape, against a 100 ms target. Disabling ``_created`` series (process-
+  wide) only halves that (31k samples: 670 -> 327 ms). But values change
+  only when a result arrives (1,000 models every 5 min: ~3 results/s), so
+  the per-(target, model) families (every metric with both labels) are
+  rendered incrementally by ``monitor.exposition.SeriesExposition``:
+  ``_child`` (the only way those series change) and ``_forget`` mark the
+  series, and a scrape re-renders only marked ones, reading values from the
+  prometheus_client children (still the single source of truth), with
+  prometheus_client's own formatting. The rest of the registry (a few
+  dozen samples) goes through ``generate_latest``. Cost: ~5 ms plus
+  ~0.12 ms per (target, model) with a new result since the last scrape;
+  the first scrape after series appear renders them in full, once.
+  Memory: the cached text and line prefixes, ~20 MB at 1,000 models.
 - A skipped result (no request sent) counts in ``nexomon_probes_total`` and
   moves ``nexomon_probe_last_run_timestamp_seconds`` (the job ran), but
   leaves success, duration, phases and HTTP status at the last real probe.
@@ -29,6 +46,7 @@ Contracts:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -36,7 +54,7 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -46,6 +64,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from monitor.catalog import MAX_MODEL_ID_LENGTH
+from monitor.exposition import Children, Key, SeriesExposition
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
 
@@ -89,21 +108,41 @@ class WriterStats(Protocol):
 
 
 class _WithoutCreated(Collector):
-    """Forwards a registry's families minus their ``_created`` samples."""
+    """Forwards registries' families minus their ``_created`` samples.
 
-    def __init__(self, inner: CollectorRegistry) -> None:
-        self._inner = inner
+    ``without_cached()`` leaves the ``cached`` registry out, in the calling
+    thread only, while ``Exporter.render`` renders those families itself.
+    """
+
+    def __init__(self, cached: CollectorRegistry, rest: CollectorRegistry) -> None:
+        self._cached = cached
+        self._rest = rest
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def without_cached(self) -> Iterator[None]:
+        self._local.skip = True
+        try:
+            yield
+        finally:
+            self._local.skip = False
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._inner.collect():
-            out = Metric(family.name, family.documentation, family.type, family.unit)
-            created = family.name + "_created"
-            out.samples = [s for s in family.samples if s.name != created]
-            yield out
+        skip = getattr(self._local, "skip", False)
+        for registry in (self._rest,) if skip else (self._cached, self._rest):
+            for family in registry.collect():
+                out = Metric(family.name, family.documentation, family.type, family.unit)
+                created = family.name + "_created"
+                out.samples = [s for s in family.samples if s.name != created]
+                yield out
 
     def describe(self) -> Iterable[Metric]:
         # Names only, so the caller's registry can refuse duplicates.
-        return [Metric(f.name, f.documentation, f.type, f.unit) for f in self._inner.collect()]
+        return [
+            Metric(f.name, f.documentation, f.type, f.unit)
+            for registry in (self._cached, self._rest)
+            for f in registry.collect()
+        ]
 
 
 class _WriterCollector(Collector):
@@ -239,8 +278,19 @@ class Exporter:
         self.reload_ok.set(1)
         self.build_info.labels(version=version).set(1)
 
+        # The per-(target, model) families (every metric with both labels; they
+        # change only through _child and _forget) get the incremental exposition.
+        per_model = [m for m, names in self._labelnames.items() if {"target", "model"} <= {*names}]
+        cached = CollectorRegistry(auto_describe=True)
+        for metric in per_model:
+            inner.unregister(metric)
+            cached.register(metric)
+        self._exposition = SeriesExposition(per_model, self._labelnames)
+        self._registry = registry
+        self._collector = _WithoutCreated(cached, inner)
+
         self._writer = _WriterCollector()
-        registry.register(_WithoutCreated(inner))
+        registry.register(self._collector)
         registry.register(self._writer)
 
         self._lock = threading.Lock()
@@ -252,8 +302,9 @@ class Exporter:
         # target -> delisted models still holding a slot (listed=0), oldest first
         self._delisted: dict[str, dict[str, None]] = {}
         self._jobs: set[tuple[str, str, str]] = set()
-        # (target, model) -> every (metric, label values) created for it, for forget().
-        self._series: dict[tuple[str, str], set[tuple[MetricWrapperBase, tuple[str, ...]]]] = {}
+        # (target, model) -> every live (metric, label values) of it and its child,
+        # for forget() and the exposition.
+        self._series: dict[Key, dict[tuple[MetricWrapperBase, tuple[str, ...]], Any]] = {}
 
     # -- label bookkeeping ------------------------------------------------
 
@@ -297,11 +348,16 @@ class Exporter:
         return False
 
     def _child(self, metric: MetricWrapperBase, **labels: str) -> Any:
-        """``metric.labels(**labels)``, remembered under (target, model) for ``forget``."""
+        """``metric.labels(**labels)``, remembered under (target, model) for ``forget``.
+
+        Marks the key dirty for the exposition: every change of a per-model
+        series goes through here (or ``_forget``), with the lock held.
+        """
         child = metric.labels(**labels)
         values = tuple(labels[name] for name in self._labelnames[metric])
         key = (labels["target"], labels["model"])
-        self._series.setdefault(key, set()).add((metric, values))
+        self._series.setdefault(key, {})[(metric, values)] = child
+        self._exposition.mark(key, (metric, values))
         return child
 
     # -- probe results ----------------------------------------------------
@@ -329,6 +385,8 @@ class Exporter:
             for name, seconds in r.phases.as_dict().items():
                 if seconds is None:
                     self.phase.remove(t, p, m, name)  # keep no stale value from an older probe
+                    self._series.get((t, m), {}).pop((self.phase, (t, p, m, name)), None)
+                    self._exposition.mark((t, m))
                 else:
                     self._child(self.phase, **job, phase=name).set(seconds)
 
@@ -413,10 +471,11 @@ class Exporter:
 
     def _forget(self, target: str, model: str, *, keep_listed: bool) -> None:
         """``forget`` with the lock held."""
-        series = self._series.pop((target, model), set())
-        kept = {(m, v) for m, v in series if keep_listed and m is self.listed}
-        for metric, values in series - kept:
+        series = self._series.pop((target, model), {})
+        kept = {(m, v): c for (m, v), c in series.items() if keep_listed and m is self.listed}
+        for metric, values in series.keys() - kept.keys():
             metric.remove(*values)
+        self._exposition.mark((target, model))
         self._jobs = {job for job in self._jobs if job[0] != target or job[2] != model}
         if kept:
             self._series[(target, model)] = kept
@@ -472,3 +531,24 @@ class Exporter:
     def bind_writer(self, stats: Callable[[], WriterStats]) -> None:
         """Export the writer's health; ``stats()`` is called at every scrape."""
         self._writer.stats = stats
+
+    # -- the scrape's fast path ---------------------------------------------
+
+    def render(self, registry: CollectorRegistry) -> bytes:
+        """``generate_latest(registry)``, fast: the same samples and values.
+
+        The per-model families come from the incremental exposition, the rest
+        of ``registry`` (anything else registered on it included) from
+        ``generate_latest``. For a registry this exporter is not registered
+        on, it is plain ``generate_latest``.
+        """
+        if registry is not self._registry:
+            return generate_latest(registry)
+        per_model = self._exposition.render(self._children_of)
+        with self._collector.without_cached():
+            rest = generate_latest(registry)
+        return per_model + rest
+
+    def _children_of(self, keys: set[Key]) -> Children:
+        with self._lock:
+            return {key: list(self._series.get(key, {}).items()) for key in keys}

@@ -2,7 +2,9 @@
 
 Contracts:
 
-- ``/metrics``: Prometheus text format 0.0.4 from the given registry. With a
+- ``/metrics``: Prometheus text format 0.0.4 from the given registry, rendered
+  by ``render_metrics`` (default ``generate_latest``; the daemon passes
+  ``Exporter.render``, the same samples and values, incrementally). With a
   ``metrics_token`` the request must carry ``Authorization: Bearer <token>``
   (compared in constant time), else 401 with ``WWW-Authenticate: Bearer``.
 - ``/healthz``: 200 ``ok`` while the process serves HTTP at all.
@@ -84,6 +86,7 @@ def build_app(
     ready: Callable[[], tuple[bool, str]],
     status: Callable[[], dict[str, Any]],
     metrics_token: str | None,
+    render_metrics: Callable[[CollectorRegistry], bytes] = generate_latest,
 ) -> Starlette:
     """The ASGI app of nexomon's HTTP routes (see the module docstring)."""
 
@@ -92,7 +95,7 @@ def build_app(
             return PlainTextResponse(
                 "unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
-        body = await run_in_threadpool(generate_latest, registry)
+        body = await run_in_threadpool(render_metrics, registry)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def healthz(request: Request) -> Response:

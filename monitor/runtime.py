@@ -1,0 +1,86 @@
+"""Interpreter settings for the long-running daemon: GIL hand-off and heap scans.
+
+Both were found by measuring scheduler lag bursts at 400 probes/s (see
+benchmarks/README.md); neither changes what the daemon does, only when the
+interpreter does its own work.
+
+* **GIL switch interval 1 ms** (CPython's default is 5 ms). The event loop
+  shares the GIL with the SQLite writer thread and the /metrics render
+  thread. Every socket call the loop makes releases the GIL; while another
+  thread is busy, getting it back can take a whole switch interval, so a
+  loop turn with a few dozen socket calls stalled for tens of ms during each
+  scrape. A shorter interval bounds each wait.
+* **Frozen long-lived heap.** A full (oldest generation) garbage collection
+  scans every tracked object: ~190,000 at 400 models (prometheus children,
+  their locks, the scheduler's jobs), a single pause of ~100 ms on this
+  machine, which showed up as the worst scheduler lags. Once the daemon has
+  run every job once, ``settle()`` collects, then moves the survivors (the
+  long-lived state) out of the collector's scans with ``gc.freeze()``.
+  Reference counting still frees frozen objects; only cyclic garbage among
+  them waits for the next ``settle()``, which unfreezes first and so
+  reclaims it (``HeapSettler`` repeats it every ``every_s``).
+
+``tune()`` / ``restore()`` bracket ``Daemon.run``: the previous switch
+interval comes back and the heap is unfrozen on exit, so a daemon run inside
+another process (tests, benchmarks) leaves the interpreter as it found it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import time
+
+log = logging.getLogger("nexomon.runtime")
+
+SWITCH_INTERVAL_S = 0.001
+SETTLE_EVERY_S = 3600.0
+
+
+def tune(switch_interval_s: float = SWITCH_INTERVAL_S) -> float:
+    """Sets the GIL switch interval; returns the previous one, for ``restore``."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval_s)
+    return previous
+
+
+def restore(previous_switch_interval_s: float) -> None:
+    """Undoes ``tune`` and any ``settle``: the interpreter's own defaults again."""
+    sys.setswitchinterval(previous_switch_interval_s)
+    gc.unfreeze()
+
+
+def settle() -> float:
+    """Collects everything, then freezes what survived; returns the pause in seconds.
+
+    Unfreezing first puts the previously frozen objects back under the
+    collector, so cyclic garbage among them (e.g. what a reload replaced)
+    is reclaimed by this collection.
+    """
+    started = time.perf_counter()
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return time.perf_counter() - started
+
+
+class HeapSettler:
+    """Runs ``settle()`` once after ``first_s`` (every job has run once), then every ``every_s``."""
+
+    def __init__(self, first_s: float, every_s: float = SETTLE_EVERY_S) -> None:
+        self.first_s = first_s
+        self.every_s = every_s
+        self.runs = 0
+
+    async def run(self) -> None:
+        delay = self.first_s
+        while True:
+            await asyncio.sleep(delay)
+            pause = settle()
+            self.runs += 1
+            log.debug(
+                "heap settled: %d objects frozen in %.0f ms", gc.get_freeze_count(), pause * 1e3
+            )
+            delay = self.every_s
