@@ -14,11 +14,12 @@ interpreter does its own work.
   scans every tracked object: ~190,000 at 400 models (prometheus children,
   their locks, the scheduler's jobs), a single pause of ~100 ms on this
   machine, which showed up as the worst scheduler lags. Once the daemon has
-  run every job once, ``settle()`` collects, then moves the survivors (the
-  long-lived state) out of the collector's scans with ``gc.freeze()``.
-  Reference counting still frees frozen objects; only cyclic garbage among
-  them waits for the next ``settle()``, which unfreezes first and so
-  reclaims it (``HeapSettler`` repeats it every ``every_s``).
+  run every job once, ``HeapSettler`` moves everything tracked (the
+  long-lived state) out of the collector's scans with ``gc.freeze()``, a
+  pause of microseconds. Reference counting still frees frozen objects;
+  only cyclic garbage among them waits for the next ``settle()`` (every
+  ``every_s``), which unfreezes, collects (one full pause) and freezes
+  again.
 
 ``tune()`` / ``restore()`` bracket ``Daemon.run``: the previous switch
 interval comes back and the heap is unfrozen on exit, so a daemon run inside
@@ -52,22 +53,24 @@ def restore(previous_switch_interval_s: float) -> None:
     gc.unfreeze()
 
 
-def settle() -> float:
-    """Collects everything, then freezes what survived; returns the pause in seconds.
+def settle(full: bool = True) -> float:
+    """Freezes every tracked object; returns the pause in seconds.
 
-    Unfreezing first puts the previously frozen objects back under the
-    collector, so cyclic garbage among them (e.g. what a reload replaced)
-    is reclaimed by this collection.
+    ``full``: unfreeze and collect first, so cyclic garbage among the frozen
+    objects (e.g. what a reload replaced) is reclaimed; a full collection's
+    pause. Without it only the freeze runs: garbage not yet collected is
+    frozen too and waits for the next full settle.
     """
     started = time.perf_counter()
-    gc.unfreeze()
-    gc.collect()
+    if full:
+        gc.unfreeze()
+        gc.collect()
     gc.freeze()
     return time.perf_counter() - started
 
 
 class HeapSettler:
-    """Runs ``settle()`` once after ``first_s`` (every job has run once), then every ``every_s``."""
+    """Freezes after ``first_s`` (every job has run once), then a full settle every ``every_s``."""
 
     def __init__(self, first_s: float, every_s: float = SETTLE_EVERY_S) -> None:
         self.first_s = first_s
@@ -75,12 +78,12 @@ class HeapSettler:
         self.runs = 0
 
     async def run(self) -> None:
-        delay = self.first_s
+        delay, full = self.first_s, False  # no full-collection pause at startup
         while True:
             await asyncio.sleep(delay)
-            pause = settle()
+            pause = settle(full)
             self.runs += 1
             log.debug(
                 "heap settled: %d objects frozen in %.0f ms", gc.get_freeze_count(), pause * 1e3
             )
-            delay = self.every_s
+            delay, full = self.every_s, True

@@ -7,7 +7,11 @@ with events named ``<layer>.<step>.<started|complete|failed>``. httpcore
 ``receive_response_headers``, ...); monitor.transport.AiohttpTransport (the
 default) emits the same names where the step is the same, plus
 ``connection.resolve.*`` and two flags, ``transport.measures_resolve`` and
-``transport.tls_in_connect``.
+``transport.tls_in_connect``. An event whose info has a float ``"at"`` is
+marked at that perf_counter time instead of when the callback runs: the
+default transport backdates the response headers and body end to when the
+loop read those bytes, so time our own loop spends reaching a response
+(many answers arriving together) is not counted as gateway latency.
 
 These events fire only once the request owns a connection, so time spent
 queueing for a free connection in the pool is in no phase and not in the
@@ -77,7 +81,10 @@ class PhaseClock:
     async def __call__(self, name: str, info: dict[str, Any]) -> None:
         # Drop the layer prefix so http11 and http2 events read the same.
         _, _, event = name.partition(".")
-        self._marks.setdefault(event, time.perf_counter())
+        # A float "at" backdates the event to when its bytes were read
+        # (AiohttpTransport); otherwise the event happened now.
+        at = info.get("at")
+        self._marks.setdefault(event, at if isinstance(at, float) else time.perf_counter())
 
     def mark(self, event: str) -> None:
         self._marks.setdefault(event, time.perf_counter())
@@ -108,6 +115,8 @@ class PhaseClock:
         stop = time.perf_counter() if stop is None else stop
         marks = self._marks
         end = marks.get(BODY_END, stop)
+        if BODY_END in marks:  # the transport's own body end, when it read it earlier
+            end = min(end, marks.get("receive_response_body.complete", end))
         spans: dict[str, float] = {}
         if self.traced:
             for phase, start_event, step in _SPANS:

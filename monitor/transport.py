@@ -21,8 +21,12 @@ Contract:
   nothing), ``connection.connect_tcp.*`` (a new connection: name
   resolution, TCP and, for https, the TLS handshake, which aiohttp does in
   the same ``loop.create_connection`` call and so cannot be timed apart),
-  ``http11.send_request_headers.started`` and
-  ``http11.receive_response_headers.complete``. Two flags come first:
+  ``http11.send_request_headers.started``,
+  ``http11.receive_response_headers.complete`` and
+  ``http11.receive_response_body.complete``; the last two carry
+  ``{"at": perf_counter}``, when the loop read the answer's first and last
+  bytes from the socket, which at many requests in flight is well before
+  the waiting coroutine resumes (see _request_end). Two flags come first:
   ``transport.measures_resolve`` and, for https, ``transport.tls_in_connect``.
   Time waiting for a free connection (aiohttp's connection_queued signals)
   is in no event.
@@ -38,8 +42,12 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import functools
 import ssl
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -47,12 +55,14 @@ from typing import Any, NamedTuple
 
 import aiohttp
 import httpx
+from aiohttp.client_proto import ResponseHandler
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 _CHUNK = 1 << 16
+_ARRIVALS_KEPT = 8
 _NO_INFO: dict[str, Any] = {}
 
 # Most specific first: the first isinstance match wins.
@@ -87,15 +97,86 @@ def _httpx_errors() -> Iterator[None]:
         raise  # pragma: no cover - ClientError is the last row
 
 
+class _StampedHandler(ResponseHandler):
+    """aiohttp's connection protocol, noting when bytes arrived from the socket.
+
+    The loop reads every readable socket (this ``data_received``) before any
+    coroutine waiting on those bytes resumes; with many requests in flight
+    the resumptions queue behind each other, so the read time, not the
+    resumption, is when the answer arrived.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrivals: deque[float] = deque(maxlen=_ARRIVALS_KEPT)
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            self.arrivals.append(time.perf_counter())
+        super().data_received(data)
+
+
+class _Stamps:
+    """One request's trace callback, and the arrival times its handlers noted."""
+
+    __slots__ = ("body_at", "sent_at", "trace")
+
+    def __init__(self, trace: TraceFn) -> None:
+        self.trace = trace
+        self.sent_at: float | None = None
+        self.body_at: float | None = None
+
+
+def _at(when: float | None) -> dict[str, Any]:
+    """A trace event's info: ``at`` backdates the event (see monitor.timing)."""
+    return _NO_INFO if when is None else {"at": when}
+
+
 def _emitter(name: str) -> Callable[..., Awaitable[None]]:
     """An aiohttp trace handler that forwards one event to the request's trace."""
 
     async def handler(session: object, ctx: SimpleNamespace, params: object) -> None:
-        trace = ctx.trace_request_ctx
-        if trace is not None:
-            await trace(name, _NO_INFO)
+        stamps = ctx.trace_request_ctx
+        if stamps is not None:
+            await stamps.trace(name, _NO_INFO)
 
     return handler
+
+
+async def _headers_sent(session: object, ctx: SimpleNamespace, params: object) -> None:
+    stamps = ctx.trace_request_ctx
+    if stamps is not None:
+        stamps.sent_at = time.perf_counter()
+        await stamps.trace("http11.send_request_headers.started", _NO_INFO)
+
+
+async def _request_end(
+    session: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+) -> None:
+    """Response headers are in: backdated to the first byte read after the request.
+
+    On a keep-alive HTTP/1.1 connection nothing but this answer can arrive
+    between the request and its body's end, so the first read after sending
+    is its first byte and the read that completed the body (noted when the
+    body reaches EOF, before the connection can serve another request) is
+    its last. Without stamps (another protocol class) events are not backdated.
+    """
+    stamps = ctx.trace_request_ctx
+    if stamps is None:
+        return
+    response = params.response
+    arrivals: deque[float] | None = getattr(getattr(response, "_protocol", None), "arrivals", None)
+    headers_at = None
+    if arrivals is not None:
+        since = stamps.sent_at or 0.0
+        headers_at = next((at for at in arrivals if at >= since), None)
+
+        def body_done() -> None:
+            if arrivals and arrivals[-1] >= since:
+                stamps.body_at = arrivals[-1]
+
+        response.content.on_eof(body_done)
+    await stamps.trace("http11.receive_response_headers.complete", _at(headers_at))
 
 
 def _trace_config() -> aiohttp.TraceConfig:
@@ -105,11 +186,11 @@ def _trace_config() -> aiohttp.TraceConfig:
         (config.on_dns_resolvehost_end, "connection.resolve.complete"),
         (config.on_connection_create_start, "connection.connect_tcp.started"),
         (config.on_connection_create_end, "connection.connect_tcp.complete"),
-        (config.on_request_headers_sent, "http11.send_request_headers.started"),
-        (config.on_request_end, "http11.receive_response_headers.complete"),
     )
     for signal, name in signals:
         signal.append(_emitter(name))
+    config.on_request_headers_sent.append(_headers_sent)
+    config.on_request_end.append(_request_end)
     config.freeze()
     return config
 
@@ -131,8 +212,9 @@ def _cut_short(exc: aiohttp.ClientPayloadError) -> tuple[httpx.ReadError, BaseEx
 class _Body(httpx.AsyncByteStream):
     """The response body as an httpx stream; closing it early drops the connection."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, stamps: _Stamps | None) -> None:
         self._response = response
+        self._stamps = stamps
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         with _httpx_errors():
@@ -142,6 +224,9 @@ class _Body(httpx.AsyncByteStream):
             except aiohttp.ClientPayloadError as exc:
                 error, cause = _cut_short(exc)
                 raise error from cause
+        if self._stamps is not None:
+            at = self._stamps.body_at
+            await self._stamps.trace("http11.receive_response_body.complete", _at(at))
 
     async def aclose(self) -> None:
         response = self._response
@@ -189,6 +274,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             keepalive_timeout=self._keepalive_s,
             ssl=self._ssl,
         )
+        if hasattr(connector, "_factory"):  # aiohttp's protocol factory; else no stamps
+            connector._factory = functools.partial(_StampedHandler, loop=asyncio.get_running_loop())
         self._session = aiohttp.ClientSession(
             connector=connector,
             trace_configs=[_trace_config()],
@@ -229,6 +316,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._session or self._open()
         trace: TraceFn | None = request.extensions.get("trace")
+        stamps = None if trace is None else _Stamps(trace)
         if trace is not None:
             await trace("transport.measures_resolve", _NO_INFO)
             if request.url.scheme == "https":
@@ -243,14 +331,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(request),
-                trace_request_ctx=trace,
+                trace_request_ctx=stamps,
                 proxy=proxy.url,
                 proxy_headers=proxy.headers,
             )
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_Body(response),
+            stream=_Body(response, stamps),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )

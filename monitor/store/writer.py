@@ -27,12 +27,12 @@ row cannot block the stream.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import islice
+from itertools import count, islice
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -90,6 +90,13 @@ class ResultWriter:
         self._prepare = prepare
         self._cond = threading.Condition()
         self._buffer: deque[Item] = deque()
+        # result_id: 80 random bits per writer + a 48-bit counter (32 hex, the
+        # column's width): unique within a process by construction, across
+        # processes by the random part. Not uuid4(): its os.urandom() call
+        # releases the GIL on the event loop, which then waits for the writer
+        # or /metrics thread to hand it back (profiled at ~2 % of samples).
+        self._id_prefix = os.urandom(10).hex()
+        self._id_counter = count()
         self._inflight = 0
         self._spooled = 0
         self._closing = False
@@ -130,7 +137,7 @@ class ResultWriter:
                 self._dropped += 1
                 log.warning("store buffer full or writer closed: result dropped")
                 return
-            self._buffer.append((uuid.uuid4().hex, result))
+            self._buffer.append((f"{self._id_prefix}{next(self._id_counter):012x}", result))
             if len(self._buffer) >= self.batch_size:
                 self._cond.notify()
 
