@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import yaml
-from testutil import free_port, need_binary
+from testutil import free_port, need_binary, toml_table
 
 TEST_KEY = "sk-test-harness-key"
 
@@ -59,19 +59,10 @@ def write_config(
         "models": ["*"],
         **(target or {}),
     }
-    text = "[monitor]\n" + _table(monitor_table) + "\n[[targets]]\n" + _table(target_table)
+    text = "[monitor]\n" + toml_table(monitor_table) + "\n[[targets]]\n" + toml_table(target_table)
     path = directory / "nexomon.toml"
     path.write_text(text + "\n" + textwrap.dedent(extra))
     return path
-
-
-def _table(values: Mapping[str, Any]) -> str:
-    import json
-
-    lines = []
-    for key, value in values.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
 
 
 def listen_url(config_path: Path) -> str:

@@ -6,9 +6,12 @@ means the same thing however many conftest modules pytest has loaded.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -30,3 +33,8 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def toml_table(values: Mapping[str, Any]) -> str:
+    """``key = value`` lines: JSON strings, numbers, booleans and arrays are valid TOML."""
+    return "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())

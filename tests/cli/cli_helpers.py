@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from testutil import toml_table
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE_COLUMNS = (
@@ -60,17 +60,6 @@ JSON_KEYS = {
     "error",
 }
 COMMAND_TIMEOUT_S = 90  # generous: the CI machine is shared and slow
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1.
-
-    Our own copy: ``from conftest import free_port`` resolves to whichever
-    conftest.py pytest loaded last when the whole tree is collected.
-    """
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def unique_secret() -> str:
@@ -128,11 +117,6 @@ def nexomon(
         check=False,
     )
     return Ran(tuple(args), proc.returncode, proc.stdout, proc.stderr)
-
-
-def toml_table(values: Mapping[str, Any]) -> str:
-    # JSON strings, numbers, booleans and arrays of them are valid TOML values.
-    return "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
 
 
 def target(name: str, base_url: str, **keys: Any) -> dict[str, Any]:

@@ -25,7 +25,6 @@ from cli_helpers import (
     REPO,
     SimulateProcess,
     assert_absent,
-    free_port,
     header_titles,
     lines,
     nexomon,
@@ -34,6 +33,7 @@ from cli_helpers import (
     unique_secret,
     write_config,
 )
+from testutil import free_port
 
 from monitor import __version__
 from monitor.simulator import RunningSimulator, Scenario

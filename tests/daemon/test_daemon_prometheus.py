@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testutil import need_binary
 from daemon_kit import (
     CHAT_PATH,
     MODELS_PATH,
@@ -36,6 +35,7 @@ from daemon_kit import (
     usage_per_answer,
 )
 from harness import DaemonProcess, PrometheusProcess, write_config
+from testutil import need_binary
 
 from monitor.scheduler import job_id, spread_offset
 from monitor.simulator.scenario import Scenario

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from gwfixtures import RawRequest, Responder, _head, reply
 from prometheus_client.parser import text_string_to_metric_families
+from testutil import free_port, toml_table
 
 DEADLINE_S = 60.0  # generous: the CI box is small and shared
 
@@ -124,14 +125,6 @@ def huge_declared(total: int, chunk: int = 64 * 1024) -> Responder:
 TEST_KEY = "sk-test-harness-key"
 
 
-def free_port() -> int:
-    # Not ``from conftest import free_port``: in a whole-suite run the module
-    # named ``conftest`` may be a subfolder's conftest, which lacks it.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def write_config(
     directory: Path,
     base_url: str,
@@ -160,14 +153,10 @@ def write_config(
         "models": ["*"],
         **(target or {}),
     }
-    text = "[monitor]\n" + _table(monitor_table) + "\n[[targets]]\n" + _table(target_table)
+    text = "[monitor]\n" + toml_table(monitor_table) + "\n[[targets]]\n" + toml_table(target_table)
     path = directory / "nexomon.toml"
     path.write_text(text + extra)
     return path
-
-
-def _table(values: Mapping[str, Any]) -> str:
-    return "".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items())
 
 
 def extra_target(name: str, base_url: str, **keys: Any) -> str:
@@ -181,7 +170,7 @@ def extra_target(name: str, base_url: str, **keys: Any) -> str:
         "chat_interval": "2s",
         **keys,
     }
-    return "\n[[targets]]\n" + _table(table)
+    return "\n[[targets]]\n" + toml_table(table)
 
 
 class DaemonProcess:

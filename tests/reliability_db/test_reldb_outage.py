@@ -3,7 +3,8 @@
 ``nexomon run`` (a subprocess) probes a fault-free simulator every second
 into a real PostgreSQL. The server is stopped for ``OUTAGE_S`` seconds
 (env ``NEXOMON_OUTAGE_S``, default 60: the issue's minute; shorter runs
-cover the same paths once the writer's backoff reaches its 5 s cap). During the outage the daemon is restarted: the first one must
+cover the same paths once the writer's backoff reaches its 5 s cap). During
+the outage the daemon is restarted: the first one must
 leave its rows in the spool on SIGTERM, and the second must start, keep
 probing and spool while the database is still down. Once PostgreSQL is
 back every request the simulator answered is exactly one row.

@@ -9,9 +9,7 @@ socket to a ``RunningSimulator`` whose ``stats`` count what it received.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from testutil import free_port, toml_table
 
 from monitor import config as config_mod
 from monitor.daemon import Daemon
@@ -34,13 +33,6 @@ PROMPT_TOKENS = 16
 COMPLETION_TOKENS = 2
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (defined here: which ``conftest`` module wins is fragile)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def scenario(*models: str) -> Scenario:
     """Instant, fault-free models that answer ``REPLY`` (deterministic usage)."""
     return Scenario.from_dict(
@@ -52,10 +44,6 @@ def scenario(*models: str) -> Scenario:
             "models": {m: {"latency_ms": 0} for m in models},
         }
     )
-
-
-def toml_table(values: Mapping[str, Any]) -> str:
-    return "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())
 
 
 def write_config(
