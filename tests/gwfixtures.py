@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import socket
 import ssl
 import struct
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testutil import need_binary
 
 from monitor.gateway import GatewayClient
 from monitor.probes import ProbeContext
@@ -303,11 +302,7 @@ class SelfSigned:
 @pytest.fixture(name="self_signed", scope="session")
 def self_signed_fixture(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
     """A certificate for 127.0.0.1 made with the openssl CLI (skip locally if absent)."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        if os.environ.get("CI"):
-            pytest.fail("openssl is not installed (CI must install it)")
-        pytest.skip("openssl is not installed")
+    openssl = need_binary("openssl")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +12,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from testutil import need_binary
 
 from monitor.exporter import DURATION_BUCKETS, MAX_LABEL_LENGTH, Exporter
 from monitor.outcome import Outcome
@@ -421,11 +420,7 @@ def test_two_exporters_on_one_registry_are_refused(registry: CollectorRegistry) 
 
 
 def test_promtool_check_metrics_is_clean(busy: CollectorRegistry) -> None:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing (apt-get install prometheus)")
-        pytest.skip("promtool is not installed")
+    promtool = need_binary("promtool")
     proc = subprocess.run(
         [promtool, "check", "metrics"],
         input=generate_latest(busy),

@@ -8,16 +8,14 @@ capped and spent, capped with room left, and no cap (+Inf).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from testutil import need_binary
 
 from monitor.exporter import Exporter
 
@@ -26,12 +24,7 @@ BUDGET_METRICS = {"nexomon_budget_spent_usd", "nexomon_budget_limit_usd"}
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is not installed (CI must install it)")
-        pytest.skip("promtool is not installed")
-    return path
+    return need_binary("promtool")
 
 
 def budget_rule() -> dict:  # type: ignore[type-arg]
