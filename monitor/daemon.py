@@ -357,7 +357,8 @@ class Daemon:
         old_budget = self.runner.budget if self.runner else None
         if old_budget is not None:
             budget.seed(old_budget.spent_usd, old_budget.spent_tokens)
-        self.config = new.with_monitor(self.config.monitor) if hasattr(new, "with_monitor") else new
+        # [monitor] (database, listen, location) changes need a restart; keep the running one.
+        self.config = new.model_copy(update={"monitor": self.config.monitor})
         self._start_probing(self.config, budget, old_holds)
         if old_scheduler is not None:
             self._forget_dropped(old_config, old_scheduler)
