@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from testutil import need_binary
+
+__all__ = [
+    "DASHBOARDS",
+    "DASHBOARD_FILES",
+    "DEPLOY",
+    "REPO",
+    "load_dashboard",
+    "need_binary",
+    "run",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
 DEPLOY = REPO / "deploy"
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
-
-
-def need_binary(name: str) -> str:
-    """Path of ``name``; skip when it is absent, but fail when ``$CI`` is set."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message} (CI must install it)")
-        pytest.skip(message)
-    return path
 
 
 def run(
