@@ -102,30 +102,10 @@ def roll_hour(conn: Connection, hour: datetime) -> None:
         return
     values = []
     for key, agg in groups.items():
-        location, target, probe, model = key  # type: ignore[misc]
         ordered = sorted(durations[key])
-        values.append(
-            {
-                "span": "hour",
-                "hour": hour,
-                "location": location,
-                "target": target,
-                "probe": probe,
-                "model": model,
-                "probes": agg.probes,
-                "successes": agg.successes,
-                "outcomes": json.dumps(dict(agg.outcomes), separators=(",", ":")),
-                "p50_s": exact_quantile(ordered, 0.50),
-                "p95_s": exact_quantile(ordered, 0.95),
-                "p99_s": exact_quantile(ordered, 0.99),
-                "latency_hist": agg.latency.to_json(),
-                "prompt_tokens": agg.prompt_tokens,
-                "completion_tokens": agg.completion_tokens,
-                "total_tokens": agg.total_tokens,
-                "cost_usd": agg.cost_usd,
-                "unpriced": agg.unpriced,
-            }
-        )
+        # Exact percentiles from the raw durations; the histogram is kept for merging.
+        quantiles = tuple(exact_quantile(ordered, q) for q in (0.50, 0.95, 0.99))
+        values.append(_row("hour", hour, key, agg, quantiles))  # type: ignore[arg-type]
     conn.execute(RollupHourly.__table__.insert(), values)
 
 
@@ -145,28 +125,40 @@ def roll_day(conn: Connection, day: datetime) -> None:
     conn.execute(delete(r).where(r.span == "day", r.hour == day))
     if not groups:
         return
-    values = []
-    for (location, target, probe, model), agg in groups.items():  # type: ignore[misc]
-        values.append(
-            {
-                "span": "day",
-                "hour": day,
-                "location": location,
-                "target": target,
-                "probe": probe,
-                "model": model,
-                "probes": agg.probes,
-                "successes": agg.successes,
-                "outcomes": json.dumps(dict(agg.outcomes), separators=(",", ":")),
-                "p50_s": agg.latency.quantile(0.50),
-                "p95_s": agg.latency.quantile(0.95),
-                "p99_s": agg.latency.quantile(0.99),
-                "latency_hist": agg.latency.to_json(),
-                "prompt_tokens": agg.prompt_tokens,
-                "completion_tokens": agg.completion_tokens,
-                "total_tokens": agg.total_tokens,
-                "cost_usd": agg.cost_usd,
-                "unpriced": agg.unpriced,
-            }
-        )
+    values = [
+        _row("day", day, key, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
+        for key, agg in groups.items()
+    ]
     conn.execute(r.__table__.insert(), values)
+
+
+def _row(
+    span: str,
+    moment: datetime,
+    key: tuple[str, str, str, str],
+    agg: Aggregate,
+    quantiles: tuple[float | None, float | None, float | None],
+) -> dict[str, object]:
+    """One ``probe_rollup_hourly`` row of ``span`` ("hour" or "day") for a group."""
+    location, target, probe, model = key
+    p50, p95, p99 = quantiles
+    return {
+        "span": span,
+        "hour": moment,
+        "location": location,
+        "target": target,
+        "probe": probe,
+        "model": model,
+        "probes": agg.probes,
+        "successes": agg.successes,
+        "outcomes": json.dumps(dict(agg.outcomes), separators=(",", ":")),
+        "p50_s": p50,
+        "p95_s": p95,
+        "p99_s": p99,
+        "latency_hist": agg.latency.to_json(),
+        "prompt_tokens": agg.prompt_tokens,
+        "completion_tokens": agg.completion_tokens,
+        "total_tokens": agg.total_tokens,
+        "cost_usd": agg.cost_usd,
+        "unpriced": agg.unpriced,
+    }
