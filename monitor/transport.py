@@ -23,13 +23,24 @@ Contract:
   the same ``loop.create_connection`` call and so cannot be timed apart),
   ``http11.send_request_headers.started``,
   ``http11.receive_response_headers.complete`` and
-  ``http11.receive_response_body.complete``; the last two carry
-  ``{"at": perf_counter}``, when the loop read the answer's first and last
-  bytes from the socket, which at many requests in flight is well before
-  the waiting coroutine resumes (see _request_end). Two flags come first:
-  ``transport.measures_resolve`` and, for https, ``transport.tls_in_connect``.
-  Time waiting for a free connection (aiohttp's connection_queued signals)
-  is in no event.
+  ``http11.receive_response_body.complete``; all three carry
+  ``{"at": perf_counter}``. The start is when the request's first bytes
+  were handed to the socket (aiohttp writes a body from a task a loop turn
+  after it signals the headers; this event is therefore traced only once
+  the answer's headers are in, or when the request fails, never dropped).
+  The answer's events are when the kernel received its first and last
+  bytes (``SO_TIMESTAMPNS``, monitor.rxstamp), else when the loop read
+  them; at many requests in flight both are well before the waiting
+  coroutine resumes, and the kernel time also leaves out the loop turns
+  an answer waited in the socket buffer (see _StampedHandler,
+  _request_end). Two flags come first: ``transport.measures_resolve`` and,
+  for https, ``transport.tls_in_connect``. Time waiting for a free
+  connection (aiohttp's connection_queued signals) is in no event.
+* Kernel stamps need Linux and asyncio's own selector loop (which reads
+  through the socket object; uvloop does not) and a connection this
+  transport opened itself (not an https tunnel through a proxy); TLS is
+  stamped too (the ciphertext reads). Elsewhere the read and
+  headers-signal times are used, as before.
 * Every aiohttp error is raised as the httpx exception of the same kind,
   chained (``from``) to the original, so the cause (socket.gaierror,
   ssl.SSLError, ConnectionRefusedError...) stays readable.
@@ -58,6 +69,8 @@ import httpx
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
+
+from monitor.rxstamp import SocketRegistry, StampedSocket
 
 TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -98,33 +111,63 @@ def _httpx_errors() -> Iterator[None]:
 
 
 class _StampedHandler(ResponseHandler):
-    """aiohttp's connection protocol, noting when bytes arrived from the socket.
+    """aiohttp's connection protocol, noting when bytes arrived.
 
-    The loop reads every readable socket (this ``data_received``) before any
-    coroutine waiting on those bytes resumes; with many requests in flight
-    the resumptions queue behind each other, so the read time, not the
-    resumption, is when the answer arrived.
+    Each read (this ``data_received``) is stamped with the kernel's receive
+    time of its bytes when the socket is a StampedSocket that got one
+    (monitor.rxstamp), else with the time of the read. The kernel time
+    counts neither the loop turns an answer waited in the socket buffer
+    while the loop resumed other requests, nor the resumptions queued
+    behind each other; the read time counts the first, not the second.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, sockets: SocketRegistry | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.arrivals: deque[float] = deque(maxlen=_ARRIVALS_KEPT)
+        self._sockets = sockets
+        self.socket: StampedSocket | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._sockets is not None:
+            self.socket = self._sockets.find(transport)
 
     def data_received(self, data: bytes) -> None:
         if data:
-            self.arrivals.append(time.perf_counter())
+            # The read that delivered ``data`` set rx_at just before this call.
+            at = None if self.socket is None else self.socket.rx_at
+            self.arrivals.append(time.perf_counter() if at is None else at)
         super().data_received(data)
+
+    def written_at(self, since: float) -> float:
+        """When the first request bytes after ``since`` went to the socket (else ``since``).
+
+        aiohttp hands a request with a body to a task that writes it a loop
+        turn later (on Python < 3.12); at 50 requests started in one turn
+        that is milliseconds after the headers-sent signal.
+        """
+        sends = None if self.socket is None else self.socket.sends
+        if not sends or (len(sends) == sends.maxlen and sends[0] >= since):
+            return since  # no socket times, or the first send may have been dropped
+        return next((at for at in sends if at >= since), since)
 
 
 class _Stamps:
     """One request's trace callback, and the arrival times its handlers noted."""
 
-    __slots__ = ("body_at", "sent_at", "trace")
+    __slots__ = ("body_at", "sent_at", "start_traced", "trace")
 
     def __init__(self, trace: TraceFn) -> None:
         self.trace = trace
-        self.sent_at: float | None = None
+        self.sent_at: float | None = None  # aiohttp's headers-sent signal
+        self.start_traced = False
         self.body_at: float | None = None
+
+    async def started(self, at: float | None) -> None:
+        """Trace the request start once, backdated to ``at``, if the headers were sent."""
+        if self.sent_at is not None and not self.start_traced:
+            self.start_traced = True
+            await self.trace("http11.send_request_headers.started", _at(at))
 
 
 def _at(when: float | None) -> dict[str, Any]:
@@ -144,32 +187,46 @@ def _emitter(name: str) -> Callable[..., Awaitable[None]]:
 
 
 async def _headers_sent(session: object, ctx: SimpleNamespace, params: object) -> None:
+    """Note the request start; traced later, backdated to the first write (_request_end).
+
+    aiohttp signals before it writes (for a body, a loop turn before), and
+    no signal follows the write, so the start event waits for the answer's
+    headers (or the request's failure, handle_async_request) to be traced.
+    """
     stamps = ctx.trace_request_ctx
     if stamps is not None:
         stamps.sent_at = time.perf_counter()
-        await stamps.trace("http11.send_request_headers.started", _NO_INFO)
 
 
 async def _request_end(
     session: object, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams
 ) -> None:
-    """Response headers are in: backdated to the first byte read after the request.
+    """Response headers are in: trace the request start, then the headers' arrival.
 
-    On a keep-alive HTTP/1.1 connection nothing but this answer can arrive
+    The start is backdated to the request's first socket write. On a
+    keep-alive HTTP/1.1 connection nothing but this answer can arrive
     between the request and its body's end, so the first read after sending
     is its first byte and the read that completed the body (noted when the
     body reaches EOF, before the connection can serve another request) is
-    its last. Without stamps (another protocol class) events are not backdated.
+    its last. Without stamps (another protocol class) the start is the
+    headers-sent signal and the answer's events are not backdated.
     """
     stamps = ctx.trace_request_ctx
     if stamps is None:
         return
     response = params.response
-    arrivals: deque[float] | None = getattr(getattr(response, "_protocol", None), "arrivals", None)
+    handler = getattr(response, "_protocol", None)
+    since = stamps.sent_at or 0.0
     headers_at = None
-    if arrivals is not None:
-        since = stamps.sent_at or 0.0
+    if not isinstance(handler, _StampedHandler):
+        await stamps.started(stamps.sent_at)
+    else:
+        written = handler.written_at(since)
+        await stamps.started(written)
+        arrivals = handler.arrivals
         headers_at = next((at for at in arrivals if at >= since), None)
+        if headers_at is not None:
+            headers_at = max(headers_at, written)  # a realtime step cannot reorder them
 
         def body_done() -> None:
             if arrivals and arrivals[-1] >= since:
@@ -268,14 +325,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._proxies: dict[tuple[str, str, int | None], _Proxy] = {}
 
     def _open(self) -> aiohttp.ClientSession:
+        sockets = SocketRegistry()  # kernel receive stamps (monitor.rxstamp)
         connector = aiohttp.TCPConnector(
             limit=self._max_connections,
             limit_per_host=0,
             keepalive_timeout=self._keepalive_s,
             ssl=self._ssl,
+            socket_factory=sockets,
         )
         if hasattr(connector, "_factory"):  # aiohttp's protocol factory; else no stamps
-            connector._factory = functools.partial(_StampedHandler, loop=asyncio.get_running_loop())
+            connector._factory = functools.partial(
+                _StampedHandler, loop=asyncio.get_running_loop(), sockets=sockets
+            )
         self._session = aiohttp.ClientSession(
             connector=connector,
             trace_configs=[_trace_config()],
@@ -323,18 +384,25 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 await trace("transport.tls_in_connect", _NO_INFO)
         body = await request.aread()
         proxy = self._proxy(request.url)
-        with _httpx_errors():
-            response = await session.request(
-                request.method,
-                str(request.url),
-                headers=request.headers.multi_items(),
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(request),
-                trace_request_ctx=stamps,
-                proxy=proxy.url,
-                proxy_headers=proxy.headers,
-            )
+        try:
+            with _httpx_errors():
+                response = await session.request(
+                    request.method,
+                    str(request.url),
+                    headers=request.headers.multi_items(),
+                    data=body or None,
+                    allow_redirects=False,
+                    timeout=self._timeout(request),
+                    trace_request_ctx=stamps,
+                    proxy=proxy.url,
+                    proxy_headers=proxy.headers,
+                )
+        except BaseException:
+            # Sent but never answered (timeout, reset, cancelled): the start
+            # is still traced, so the failure is timed and worded from it.
+            if stamps is not None:
+                await stamps.started(stamps.sent_at)
+            raise
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,

@@ -14,6 +14,7 @@ import aiohttp
 import httpx
 import pytest
 from gwfixtures import (  # noqa: F401 - the fixtures
+    RawRequest,
     RawServer,
     SelfSigned,
     ServeFn,
@@ -80,6 +81,32 @@ async def test_httpcore_transport_stays_selectable(serve: ServeFn) -> None:
     assert ex.status == 200 and ex.body == MODELS and ex.request_id == "r-7"
     assert ex.phases.resolve is None and ex.phases.tls == 0.0  # httpcore: DNS inside connect
     assert ex.phases.connect > 0 and ex.phases.processing > 0
+
+
+async def test_an_unanswered_request_on_a_reused_connection_is_timed_from_its_start(
+    serve: ServeFn,
+) -> None:
+    # The request-start event waits for the answer's headers (it is
+    # backdated to the first write); a request that gets none still has it.
+    answer = reply(200, MODELS)
+    seen: list[str] = []
+
+    def first_only(req: RawRequest, conn: socket.socket, stop: threading.Event) -> bool:
+        seen.append(req.path)
+        if len(seen) > 1:
+            stop.wait(3.0)
+            return False
+        return answer(req, conn, stop)
+
+    server = serve(first_only)
+    async with client(server.base_url, timeout=0.3) as gw:
+        first = await gw.list_models()
+        second = await gw.list_models()
+    assert first.status == 200 and server.connections == 1
+    assert second.failure == "timeout"
+    assert second.failure_detail == "timed out after 0.3s while waiting for the response headers"
+    assert second.phases.connect == 0.0 and second.phases.processing > 0
+    assert second.duration_s is not None and second.duration_s >= second.phases.processing
 
 
 def _close_after_request(conn: socket.socket, stop: threading.Event) -> None:
