@@ -10,8 +10,10 @@ default) emits the same names where the step is the same, plus
 ``transport.tls_in_connect``. An event whose info has a float ``"at"`` is
 marked at that perf_counter time instead of when the callback runs: the
 default transport backdates the response headers and body end to when the
-loop read those bytes, so time our own loop spends reaching a response
-(many answers arriving together) is not counted as gateway latency.
+kernel received those bytes (SO_TIMESTAMPNS; else when the loop read them),
+and the request start to the request's first write, so time our own loop
+spends reaching a response (many answers arriving together) or writing a
+request is not counted as gateway latency.
 
 These events fire only once the request owns a connection, so time spent
 queueing for a free connection in the pool is in no phase and not in the
