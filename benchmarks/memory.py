@@ -105,12 +105,21 @@ def main() -> None:
             }
         )
     shutil.rmtree(work, ignore_errors=True)
+    # The trajectory, to tell a steady climb from a swing between scrapes.
+    step = max(SAMPLE_S, duration / 10)
+    trajectory = {
+        f"rss_MB_every_{step / 60:g}min_{n}": [
+            round(rss) for t, rss in samples[n] if t % step < SAMPLE_S or t >= duration
+        ]
+        for n in sizes
+    }
     emit(
         args,
         f"memory: RSS of `nexomon run` over {args.minutes:g} min, "
         f"chat+models every {args.interval:g}s (window = last {window / 60:g} min)",
         rows,
         target="rss_end_MB < 150 at 1000 models; growth over the window ~0",
+        **trajectory,
     )
 
 

@@ -7,24 +7,33 @@ psycopg 3 (``postgresql://`` is rewritten to ``postgresql+psycopg://``).
 ``upgrade(url)``: Alembic ``upgrade head`` from code, with the migrations
 shipped inside the package (``monitor/migrations``), so an installed wheel
 needs no alembic.ini. Failures raise ``StoreError`` with one line and the
-password redacted.
+password redacted. A database already at the single head revision (read
+from the migration files' ``revision``/``down_revision`` lines) is left as
+it is without importing Alembic at all: alembic, mako and pygments are
+~11 MB of RSS that a restarted daemon would otherwise keep for its whole
+life. Anything unexpected (no version table, several heads, files that do
+not parse) goes through Alembic as before.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from monitor.errors import StoreError
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 DEFAULT_URL = "sqlite:///nexomon.db"
+SQLITE_CACHED_STATEMENTS = 16
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -82,7 +91,18 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -
         path = _sqlite_path(parsed)
         if path is not None and not path.exists():
             _create_private_file(path)
-        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        # cached_statements: the sqlite3 module keeps 128 prepared statements
+        # per connection by default, and every batch size the writer commits
+        # is a different multi-row INSERT ... RETURNING (SQLAlchemy's
+        # insertmanyvalues): at 1,000 models the cache filled over the first
+        # half hour with statements of up to 200 x 26 parameters, SQLite's
+        # heap grew to ~16 MB (benchmarks/memory_trace.py, sqlite_MB). The
+        # daemon's other queries are few and cheap to prepare again.
+        connect_args = {
+            "check_same_thread": False,
+            "cached_statements": SQLITE_CACHED_STATEMENTS,
+            **kwargs.pop("connect_args", {}),
+        }
         engine = create_engine(parsed, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -104,6 +124,8 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -
 
 def alembic_config(url: str | URL | None = None) -> Config:
     """An Alembic Config pointing at the packaged migrations (no ini file)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if url is not None:
@@ -127,6 +149,10 @@ def upgrade(url: str | URL) -> None:
         engine = make_engine(parsed)
         try:
             with engine.begin() as connection:
+                if _at_head(connection):
+                    return
+                from alembic import command
+
                 config = alembic_config(parsed)
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
@@ -135,3 +161,32 @@ def upgrade(url: str | URL) -> None:
     except Exception as exc:
         message = _one_line(exc, parsed.password)
         raise StoreError(f"database upgrade failed for {redact(parsed)}: {message}") from exc
+
+
+_REVISION = re.compile(r"^revision(?::[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision(?::[^=]*)?\s*=\s*(?:None|[\"']([^\"']+)[\"'])", re.MULTILINE)
+
+
+@cache
+def head_revision() -> str | None:
+    """The one head of the packaged migrations, from their text; None when unsure."""
+    revisions, parents = set(), set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN.search(source)
+        if revision is None or down is None:
+            return None
+        revisions.add(revision.group(1))
+        if down.group(1):
+            parents.add(down.group(1))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_head(connection: Connection) -> bool:
+    """Whether the database's one alembic_version row is the packaged head."""
+    head = head_revision()
+    if head is None or not inspect(connection).has_table("alembic_version"):
+        return False
+    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows == [head]
