@@ -13,9 +13,13 @@ Contract:
   otherwise never time out.
 * The body is read streaming and capped; the connection is closed as soon
   as the cap is passed.
-* The default transport is monitor.transport.AiohttpTransport (httpx's API
-  over aiohttp's pool, chosen by measurement: httpcore's per-request pool
-  scan grew with concurrency and its queueing showed up as latency).
+* The default transport is monitor.http11.Http11Transport (httpx's API over
+  a lean asyncio + httptools HTTP/1.1 client, chosen by measurement:
+  httpcore's per-request pool scan grew with concurrency and its queueing
+  showed up as latency; aiohttp's request path cost ~260 µs of CPU per
+  exchange, this one ~150 µs with GatewayClient's own work included, see
+  benchmarks/transport_cpu.py). Behind an environment proxy it hands the
+  request to monitor.transport.AiohttpTransport.
 * Timings come from the transport's trace events (see monitor.timing): time
   spent queueing for a free pooled connection is not gateway latency.
 * The API key goes only into the Authorization header. It is removed from
@@ -39,9 +43,9 @@ import httpx
 
 from monitor import __version__
 from monitor.headers import REDACTED, GatewayHeaders, one_line
+from monitor.http11 import Http11Transport
 from monitor.results import Phases
 from monitor.timing import BODY_END, HEADERS, SENT, PhaseClock
-from monitor.transport import AiohttpTransport
 
 USER_AGENT = f"nexomon/{__version__}"
 
@@ -155,7 +159,7 @@ class GatewayClient:
 
     ``base_url`` is the API root, e.g. ``https://api.nexorouter.com/v1``;
     a URL that is not http(s) with a host and a valid port raises ValueError.
-    ``transport`` replaces the default AiohttpTransport with any httpx
+    ``transport`` replaces the default Http11Transport with any httpx
     transport: httpx.AsyncHTTPTransport (httpcore: tls timed apart, resolve
     not), or an ASGITransport in tests; one without trace events gets
     coarser phases (see monitor.timing). ``max_connections`` applies to the
@@ -179,7 +183,7 @@ class GatewayClient:
         self._host = _checked_host(self._base_url)
         if transport is None:
             # trust_env as below: HTTPS_PROXY / NO_PROXY, SSL_CERT_FILE / SSL_CERT_DIR.
-            transport = AiohttpTransport(max_connections=max_connections, trust_env=True)
+            transport = Http11Transport(max_connections=max_connections, trust_env=True)
         self._client = httpx.AsyncClient(
             headers={
                 "user-agent": USER_AGENT,

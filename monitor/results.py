@@ -25,7 +25,8 @@ class Phases:
     A phase that did not happen (a reused connection has no connect or tls)
     is 0.0. None means "not measured apart": ``resolve`` when the transport
     folds name resolution into connect (httpcore), ``tls`` when it folds the
-    TLS handshake into connect (aiohttp over https); that time is then in
+    TLS handshake into connect (AiohttpTransport, used behind a proxy, over
+    https); that time is then in
     ``connect``. Time spent waiting for a free connection in the client's
     pool is in none of them.
     """

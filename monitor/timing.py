@@ -4,12 +4,13 @@ The transport calls the request extension ``extensions={"trace": callback}``
 with events named ``<layer>.<step>.<started|complete|failed>``. httpcore
 (httpx's own transport) uses layer ``connection`` (``connect_tcp``,
 ``start_tls``) and ``http11``/``http2`` (``send_request_headers``,
-``receive_response_headers``, ...); monitor.transport.AiohttpTransport (the
-default) emits the same names where the step is the same, plus
-``connection.resolve.*`` and two flags, ``transport.measures_resolve`` and
+``receive_response_headers``, ...); monitor.http11.Http11Transport (the
+default) and monitor.transport.AiohttpTransport (used behind a proxy) emit
+the same names where the step is the same, plus ``connection.resolve.*``
+and the flags ``transport.measures_resolve`` and (aiohttp over https)
 ``transport.tls_in_connect``. An event whose info has a float ``"at"`` is
-marked at that perf_counter time instead of when the callback runs: the
-default transport backdates the response headers and body end to when the
+marked at that perf_counter time instead of when the callback runs: both
+transports backdate the response headers and body end to when the
 kernel received those bytes (SO_TIMESTAMPNS; else when the loop read them),
 and the request start to the request's first write, so time our own loop
 spends reaching a response (many answers arriving together) or writing a
@@ -19,13 +20,13 @@ These events fire only once the request owns a connection, so time spent
 queueing for a free connection in the pool is in no phase and not in the
 duration.
 
-``resolve``: timed when the transport measures it (aiohttp: 0.0 on a reused
+``resolve``: timed when the transport measures it (ours: 0.0 on a reused
 connection, a DNS-cache hit or an IP literal); None under httpcore, which
 resolves and connects in one call, so DNS time is part of ``connect``.
 ``connect`` is the connect span minus the resolve span inside it.
-``tls``: timed under httpcore; None under aiohttp for https, whose TLS
-handshake is inside the same ``create_connection`` call as TCP (it is then
-part of ``connect``), and 0.0 for plain http.
+``tls``: timed under Http11Transport and httpcore; None under aiohttp for
+https, whose TLS handshake is inside the same ``create_connection`` call as
+TCP (it is then part of ``connect``); 0.0 for plain http.
 
 A transport that emits no trace events (httpx ASGITransport) falls back to
 the client's own marks: ``processing`` then runs from just before ``send()``
@@ -84,7 +85,7 @@ class PhaseClock:
         # Drop the layer prefix so http11 and http2 events read the same.
         _, _, event = name.partition(".")
         # A float "at" backdates the event to when its bytes were read
-        # (AiohttpTransport); otherwise the event happened now.
+        # (our transports); otherwise the event happened now.
         at = info.get("at")
         self._marks.setdefault(event, at if isinstance(at, float) else time.perf_counter())
 
@@ -96,7 +97,7 @@ class PhaseClock:
 
     @property
     def traced(self) -> bool:
-        """True when the transport emitted trace events (httpcore or AiohttpTransport)."""
+        """True when the transport emitted trace events (ours or httpcore)."""
         return any(not key.startswith("nexomon.") for key in self._marks)
 
     def _end_of(self, step: str, stop: float) -> float:
@@ -135,7 +136,7 @@ class PhaseClock:
         resolve: float | None = None
         if "resolve.started" in marks or "measures_resolve" in marks:
             resolve = spans.get("resolve", 0.0)
-        # The resolve span lies inside the connect span (aiohttp resolves as
+        # The resolve span lies inside the connect span (our transports resolve as
         # part of creating the connection): count it once.
         connect = max(0.0, spans.get("connect", 0.0) - (resolve or 0.0))
         phases = Phases(

@@ -32,7 +32,11 @@ MODELS = {"object": "list", "data": [{"id": "m1", "object": "model"}]}
 
 
 def client(base_url: str, **kwargs: object) -> GatewayClient:
+    """A GatewayClient over AiohttpTransport (the default, Http11Transport: test_http11.py)."""
     options: dict[str, object] = {"timeout": 3.0, **kwargs}
+    if "transport" not in options:
+        limit = options.pop("max_connections", 100)
+        options["transport"] = AiohttpTransport(max_connections=limit, trust_env=True)  # type: ignore[arg-type]
     return GatewayClient(base_url, KEY, **options)  # type: ignore[arg-type]
 
 
