@@ -14,12 +14,15 @@ scrape, so a scrape's cost grows with the results that arrived in between.
 the models got a new result since the previous scrape (each model's last
 chat result observed again; 25 % is a 15 s scrape interval over a 60 s
 probe interval, 100 % a scrape interval as long as the probe interval).
-Target: under 100 ms at 1,000 models.
+Target: under 100 ms at 1,000 models. ``rss_MB``: the benchmark process's
+resident memory after that size's scrapes (one process runs the sizes in
+order, so each row includes what the smaller sizes left behind).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import tempfile
 import time
@@ -34,6 +37,7 @@ from bench_common import (
     parser,
     percentile,
     pin,
+    rss_mb,
     write_config,
 )
 
@@ -71,6 +75,7 @@ async def measure(base_url: str, models: int, scrapes: int) -> dict:
                     for r in chosen:
                         d.daemon.exporter.observe(r)
                     samples.append((await _scrape(d.metrics_url))[0])
+            rss = rss_mb(os.getpid())
     finally:
         shutil.rmtree(work, ignore_errors=True)
     series = sum(1 for line in body.decode().splitlines() if line and not line.startswith("#"))
@@ -82,6 +87,7 @@ async def measure(base_url: str, models: int, scrapes: int) -> dict:
         "fresh100_p50_ms": percentile(fresh[100], 50) * 1000,
         "size_kB": len(body) / 1024,
         "series": series,
+        "rss_MB": rss,
     }
 
 

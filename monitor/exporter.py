@@ -6,34 +6,41 @@ Contracts:
   ``nexomon_probe_interval_seconds``, ``nexomon_models_over_limit``,
   ``nexomon_probe_errors_total`` and ``nexomon_scheduler_misfires_total``).
   Nothing is registered on prometheus_client's global ``REGISTRY``.
-- Label values are bounded. A target exports at most ``max_models`` distinct
-  ``model`` values, first come first served; ids beyond that, and ids longer
-  than ``MAX_LABEL_LENGTH`` (model ids come from an untrusted gateway), are
-  left out of every metric, counted in ``nexomon_models_over_limit{target}``
-  and logged once per target. A model keeps its slot until ``forget()``.
+- Label values are bounded (``monitor.exporter_slots.LabelSlots``). A
+  target exports at most ``max_models`` distinct ``model`` values, first
+  come first served; ids beyond that, and ids longer than
+  ``MAX_LABEL_LENGTH`` (model ids come from an untrusted gateway), are left
+  out of every metric, counted in ``nexomon_models_over_limit{target}`` and
+  logged once per target. A model keeps its slot until ``forget()``.
 - No ``_created`` series. prometheus_client adds one per counter and
   histogram child; in the 0.0.4 text format they become extra gauge
   families that double the series count and that nothing here reads.
   ``disable_created_metrics()`` would switch them off process-wide (a
   hidden global), so the metrics live in private registries and a small
   collector on the caller's registry forwards them without ``_created``.
+- Observing is cheap: the prometheus_client children of a job (target,
+  probe, model) and of a (target, model) are looked up once, when first
+  needed, and cached (``_Job``, ``_Model``) until ``forget()``; a result
+  then costs no ``labels()`` call and no label dict. ``mark_unpriced``
+  that changes nothing returns without the lock (the runner calls it for
+  every chat result that spent tokens).
 - The scrape: ``render(registry)`` is a drop-in for ``generate_latest``
   (``web.build_app(render_metrics=...)``) with the same samples and values.
   At 1,000 models there are ~37,000 samples and ``generate_latest`` costs
   ~10 µs each (label sorting and escaping, float formatting): 0.6-0.8 s a
-  scrape, against a 100 ms target. Disabling ``_created`` series (process-
-  wide) only halves that (31k samples: 670 -> 327 ms). But values change
-  only when a result arrives (1,000 models every 5 min: ~3 results/s), so
-  the per-(target, model) families (every metric with both labels) are
-  rendered incrementally by ``monitor.exposition.SeriesExposition``:
-  ``_child`` (the only way those series change) and ``_forget`` mark the
-  series, and a scrape re-renders only marked ones, reading values from the
-  prometheus_client children (still the single source of truth), with
-  prometheus_client's own formatting. The rest of the registry (a few
-  dozen samples) goes through ``generate_latest``. Cost: ~5 ms plus
-  ~0.12 ms per (target, model) with a new result since the last scrape;
-  the first scrape after series appear renders them in full, once.
-  Memory: the cached text and line prefixes, ~20 MB at 1,000 models.
+  scrape, against a 100 ms target. But values change only when a result
+  arrives, so the per-(target, model) families (every metric with both
+  labels) are rendered incrementally by
+  ``monitor.exposition.SeriesExposition``: every change of such a series
+  (observing, creating, removing) marks its (target, model), and a scrape
+  re-renders only marked ones, reading values from the prometheus_client
+  children (still the single source of truth), with prometheus_client's
+  own formatting. The rest of the registry (a few dozen samples) goes
+  through ``generate_latest``. Cost at 1,000 models: ~3 ms plus ~35 µs
+  per (target, model) with a new result since the last scrape (was
+  ~120 µs); the first scrape after series appear renders them in full,
+  once. Memory: ~10 MB at 1,000 models (was ~15.5; tracemalloc, see
+  ``benchmarks/exporter_observe.py``).
 - A skipped result (no request sent) counts in ``nexomon_probes_total`` and
   moves ``nexomon_probe_last_run_timestamp_seconds`` (the job ran), but
   leaves success, duration, phases and HTTP status at the last real probe.
@@ -46,29 +53,22 @@ Contracts:
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
 
-from monitor.catalog import MAX_MODEL_ID_LENGTH
+from monitor.exporter_collectors import WithoutCreated, WriterCollector, WriterStats
+from monitor.exporter_slots import DEFAULT_MAX_MODELS, MAX_LABEL_LENGTH, LabelSlots
 from monitor.exposition import Children, Key, SeriesExposition
 from monitor.outcome import Outcome
-from monitor.results import ProbeResult
+from monitor.results import PHASE_NAMES, ProbeResult
 
-log = logging.getLogger("nexomon.exporter")
+__all__ = ["DEFAULT_MAX_MODELS", "MAX_LABEL_LENGTH", "Exporter", "WriterStats"]
 
 # OpenTelemetry GenAI semantic conventions' bucket boundaries for LLM latency.
 DURATION_BUCKETS = (
@@ -88,95 +88,56 @@ DURATION_BUCKETS = (
     81.92,
 )
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-MAX_LABEL_LENGTH = MAX_MODEL_ID_LENGTH  # one bound for stored, labelled and probed ids
-DEFAULT_MAX_MODELS = 100  # DESIGN.md's default, for a target observed before configure_target
 CATALOG_CHANGES = ("added", "removed")
-# Refused ids are remembered to count them once; this caps that memory.
-_MAX_REFUSED_TRACKED = 100_000
 
 _JOB = ("target", "probe", "model")
 _TM = ("target", "model")
 
 
-class WriterStats(Protocol):
-    """What ``bind_writer``'s callable returns (the store writer's health)."""
+class _Job:
+    """The children of one job (target, probe, model); None until first needed."""
 
-    pending: int
-    written_total: int
-    errors_total: int
-    dropped_total: int
+    __slots__ = ("duration", "http_status", "interval", "last_run", "probes", "success", "values")
 
-
-class _WithoutCreated(Collector):
-    """Forwards registries' families minus their ``_created`` samples.
-
-    ``without_cached()`` leaves the ``cached`` registry out, in the calling
-    thread only, while ``Exporter.render`` renders those families itself.
-    """
-
-    def __init__(self, cached: CollectorRegistry, rest: CollectorRegistry) -> None:
-        self._cached = cached
-        self._rest = rest
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def without_cached(self) -> Iterator[None]:
-        self._local.skip = True
-        try:
-            yield
-        finally:
-            self._local.skip = False
-
-    def collect(self) -> Iterator[Metric]:
-        skip = getattr(self._local, "skip", False)
-        for registry in (self._rest,) if skip else (self._cached, self._rest):
-            for family in registry.collect():
-                out = Metric(family.name, family.documentation, family.type, family.unit)
-                created = family.name + "_created"
-                out.samples = [s for s in family.samples if s.name != created]
-                yield out
-
-    def describe(self) -> Iterable[Metric]:
-        # Names only, so the caller's registry can refuse duplicates.
-        return [
-            Metric(f.name, f.documentation, f.type, f.unit)
-            for registry in (self._cached, self._rest)
-            for f in registry.collect()
-        ]
+    def __init__(self, values: tuple[str, str, str], probes: dict[Outcome, Any]) -> None:
+        self.values = values
+        self.probes = probes  # every outcome, created at 0 with the job
+        self.last_run: Any = None
+        self.success: Any = None
+        self.http_status: Any = None
+        self.duration: Any = None
+        self.interval: Any = None
 
 
-class _WriterCollector(Collector):
-    """The store writer's counters, read from its stats at scrape time."""
+class _Model:
+    """The children of one (target, model) and of its jobs; None until first needed."""
 
-    def __init__(self) -> None:
-        self.stats: Callable[[], WriterStats] | None = None
+    __slots__ = (
+        "cost",
+        "jobs",
+        "listed",
+        "phases",
+        "retry_after",
+        "rl_limit",
+        "rl_remaining",
+        "tokens",
+        "unpriced",
+        "unpriced_value",
+        "values",
+    )
 
-    def _families(self, stats: WriterStats | None) -> list[Metric]:
-        families: list[Metric] = [
-            GaugeMetricFamily("nexomon_store_pending_rows", "Rows waiting to be written."),
-            CounterMetricFamily("nexomon_store_written_rows", "Rows written to the database."),
-            CounterMetricFamily("nexomon_store_errors", "Failed database writes."),
-            CounterMetricFamily("nexomon_store_dropped_rows", "Rows dropped (outage buffer full)."),
-        ]
-        if stats is not None:
-            values = (stats.pending, stats.written_total, stats.errors_total, stats.dropped_total)
-            for family, value in zip(families, values, strict=True):
-                family.add_metric([], float(value))
-        return families
-
-    def collect(self) -> Iterator[Metric]:
-        if self.stats is None:
-            return
-        try:
-            stats = self.stats()
-        except Exception:
-            # A scrape must not fail because the writer is in trouble.
-            log.exception("reading the store writer's stats failed")
-            return
-        yield from self._families(stats)
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families(None)
+    def __init__(self, values: tuple[str, str]) -> None:
+        self.values = values
+        self.jobs: dict[str, _Job] = {}
+        self.phases: dict[tuple[str, str], Any] = {}  # (probe, phase) -> child
+        self.tokens: tuple[Any, Any] | None = None  # (input, output)
+        self.cost: Any = None
+        self.rl_limit: Any = None
+        self.rl_remaining: Any = None
+        self.retry_after: Any = None
+        self.listed: Any = None
+        self.unpriced: Any = None
+        self.unpriced_value: bool | None = None
 
 
 class Exporter:
@@ -279,7 +240,8 @@ class Exporter:
         self.build_info.labels(version=version).set(1)
 
         # The per-(target, model) families (every metric with both labels; they
-        # change only through _child and _forget) get the incremental exposition.
+        # change only through _observe*, _child and _forget) get the incremental
+        # exposition.
         per_model = [m for m, names in self._labelnames.items() if {"target", "model"} <= {*names}]
         cached = CollectorRegistry(auto_describe=True)
         for metric in per_model:
@@ -287,78 +249,73 @@ class Exporter:
             cached.register(metric)
         self._exposition = SeriesExposition(per_model, self._labelnames)
         self._registry = registry
-        self._collector = _WithoutCreated(cached, inner)
+        self._collector = WithoutCreated(cached, inner)
 
-        self._writer = _WriterCollector()
+        self._writer = WriterCollector()
         registry.register(self._collector)
         registry.register(self._writer)
 
         self._lock = threading.Lock()
-        self._max_models: dict[str, int] = {}
-        self._admitted: dict[str, set[str]] = {}  # target -> models with a label slot
-        self._refused: dict[str, set[str]] = {}  # target -> ids left out
-        self._warned: set[str] = set()
+        self._slots = LabelSlots(evict=self._evict, refused=self._refused)
         self._listed: dict[str, set[str]] = {}  # target -> admitted models listed last time
-        # target -> delisted models still holding a slot (listed=0), oldest first
-        self._delisted: dict[str, dict[str, None]] = {}
-        self._jobs: set[tuple[str, str, str]] = set()
         # (target, model) -> every live (metric, label values) of it and its child,
         # for forget() and the exposition.
         self._series: dict[Key, dict[tuple[MetricWrapperBase, tuple[str, ...]], Any]] = {}
+        # (target, model) -> its cached children; only for admitted, non-delisted models.
+        self._models: dict[Key, _Model] = {}
 
-    # -- label bookkeeping ------------------------------------------------
+    # -- label bookkeeping and the child cache ---------------------------------
 
     def configure_target(self, target: str, max_models: int) -> None:
         """Set the model cap of a target. Lowering it evicts nobody already admitted."""
         with self._lock:
-            self._max_models[target] = max_models
+            self._slots.configure(target, max_models)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.labels(target=target, change=change)
-            self.over_limit.labels(target=target).set(len(self._refused.get(target, ())))
+            self.over_limit.labels(target=target).set(self._slots.refused_count(target))
 
-    def _admit(self, target: str, model: str) -> bool:
-        """True when ``model`` may be a label value of ``target``. Caller holds the lock."""
-        if model == "":  # the models probe
-            return True
-        admitted = self._admitted.setdefault(target, set())
-        delisted = self._delisted.get(target, {})
-        if model in admitted:
-            delisted.pop(model, None)
-            return True
-        limit = self._max_models.get(target, DEFAULT_MAX_MODELS)
-        if len(admitted) >= limit and delisted and len(model) <= MAX_LABEL_LENGTH:
-            self._forget(target, next(iter(delisted)), keep_listed=False)
-        if len(model) <= MAX_LABEL_LENGTH and len(admitted) < limit:
-            admitted.add(model)
-            return True
-        refused = self._refused.setdefault(target, set())
-        if model not in refused and len(refused) < _MAX_REFUSED_TRACKED:
-            refused.add(model)
-            self.over_limit.labels(target=target).set(len(refused))
-        if target not in self._warned:
-            self._warned.add(target)
-            log.warning(
-                "target %s: model ids beyond max_models=%d or longer than %d characters "
-                "are left out of the metrics (first: %.60r); see nexomon_models_over_limit",
-                target,
-                limit,
-                MAX_LABEL_LENGTH,
-                model,
-            )
-        return False
+    def _evict(self, target: str, model: str) -> None:
+        self._forget(target, model, keep_listed=False)
 
-    def _child(self, metric: MetricWrapperBase, **labels: str) -> Any:
-        """``metric.labels(**labels)``, remembered under (target, model) for ``forget``.
+    def _refused(self, target: str, count: int) -> None:
+        self.over_limit.labels(target=target).set(count)
 
-        Marks the key dirty for the exposition: every change of a per-model
-        series goes through here (or ``_forget``), with the lock held.
+    def _child(self, metric: MetricWrapperBase, key: Key, values: tuple[str, ...]) -> Any:
+        """``metric.labels(*values)``, remembered under ``key`` for ``forget`` and the
+        exposition (marked as a new series). Caller holds the lock; called on cache
+        misses only.
         """
-        child = metric.labels(**labels)
-        values = tuple(labels[name] for name in self._labelnames[metric])
-        key = (labels["target"], labels["model"])
+        child = metric.labels(*values)
         self._series.setdefault(key, {})[(metric, values)] = child
-        self._exposition.mark(key, (metric, values))
+        self._exposition.mark(key, structural=True)
         return child
+
+    def _model(self, target: str, model: str) -> _Model | None:
+        """The cache of an admitted (target, model), made on first use; None if refused."""
+        key = (target, model)
+        state = self._models.get(key)
+        if state is None:
+            if not self._slots.admit(target, model):
+                return None
+            state = self._models[key] = _Model(key)
+        return state
+
+    def _job(self, target: str, probe: str, model: str) -> _Job | None:
+        """The cache of a job, made (every outcome created at 0) on first use.
+
+        A counter series that first appears at 1 hides that first probe from
+        increase()/rate(); set_interval() makes the job when it is scheduled,
+        so a scrape sees the zeros before the first result.
+        """
+        state = self._model(target, model)
+        if state is None:
+            return None
+        job = state.jobs.get(probe)
+        if job is None:
+            key, values = state.values, (target, probe, model)
+            probes = {o: self._child(self.probes, key, (*values, o.value)) for o in Outcome}
+            job = state.jobs[probe] = _Job(values, probes)
+        return job
 
     # -- probe results ----------------------------------------------------
 
@@ -368,81 +325,115 @@ class Exporter:
             self._observe(result)
 
     def _observe(self, r: ProbeResult) -> None:
-        t, p, m = r.target, r.probe, r.model
-        if not self._admit(t, m):
-            return
-        job = {"target": t, "probe": p, "model": m}
-        self._zero_outcomes(t, p, m)
-        self._child(self.probes, **job, outcome=r.outcome.value).inc()
-        finished = r.started_at.timestamp() + (r.duration_s or 0.0)
-        self._child(self.last_run, **job).set(finished)
+        state = self._models.get((r.target, r.model))
+        job = None if state is None else state.jobs.get(r.probe)
+        if job is None:
+            job = self._job(r.target, r.probe, r.model)
+            if job is None:
+                return
+            state = self._models[(r.target, r.model)]
+        key, values = state.values, job.values
+        self._exposition.mark(key)
+        job.probes[r.outcome].inc()
+        child = job.last_run or self._set(job, "last_run", self.last_run, key)
+        child.set(r.started_at.timestamp() + (r.duration_s or 0.0))
 
         if r.outcome is not Outcome.SKIPPED:
-            self._child(self.success, **job).set(1 if r.success else 0)
-            self._child(self.http_status, **job).set(r.http_status or 0)
+            (job.success or self._set(job, "success", self.success, key)).set(1 if r.success else 0)
+            child = job.http_status or self._set(job, "http_status", self.http_status, key)
+            child.set(r.http_status or 0)
             if r.duration_s is not None:
-                self._child(self.duration, **job).observe(r.duration_s)
-            for name, seconds in r.phases.as_dict().items():
+                child = job.duration or self._set(job, "duration", self.duration, key)
+                child.observe(r.duration_s)
+            phases, phase_values = state.phases, r.phases
+            for name in PHASE_NAMES:
+                seconds = getattr(phase_values, name)
+                child = phases.get((values[1], name))
                 if seconds is None:
-                    self.phase.remove(t, p, m, name)  # keep no stale value from an older probe
-                    self._series.get((t, m), {}).pop((self.phase, (t, p, m, name)), None)
-                    self._exposition.mark((t, m))
-                else:
-                    self._child(self.phase, **job, phase=name).set(seconds)
+                    if child is not None:  # keep no stale value from an older probe
+                        del phases[(values[1], name)]
+                        self.phase.remove(*values, name)
+                        self._series[key].pop((self.phase, (*values, name)), None)
+                        self._exposition.mark(key, structural=True)
+                    continue
+                if child is None:
+                    child = phases[(values[1], name)] = self._child(
+                        self.phase, key, (*values, name)
+                    )
+                child.set(seconds)
 
-        self._observe_usage(r)
+        self._observe_usage(r, state)
         if r.model_ids is not None:
-            self._observe_catalog(t, r.model_ids)
+            self._observe_catalog(r.target, r.model_ids)
 
-    def _zero_outcomes(self, target: str, probe: str, model: str) -> None:
-        """Create every outcome of a job at 0, once. Caller holds the lock.
+    def _set(self, holder: _Job | _Model, attr: str, metric: MetricWrapperBase, key: Key) -> Any:
+        """Create ``holder``'s child of ``metric`` (a cache miss) and cache it as ``attr``."""
+        child = self._child(metric, key, holder.values)
+        setattr(holder, attr, child)
+        return child
 
-        A counter series that first appears at 1 hides that first probe from
-        increase()/rate(); set_interval() calls this when the job is scheduled,
-        so a scrape sees the zeros before the first result.
-        """
-        if (target, probe, model) in self._jobs:
-            return
-        self._jobs.add((target, probe, model))
-        for outcome in Outcome:
-            self._child(self.probes, target=target, probe=probe, model=model, outcome=outcome.value)
-
-    def _observe_usage(self, r: ProbeResult) -> None:
-        t, m = r.target, r.model
-        tm = {"target": t, "model": m}
-        for kind, count in (("input", r.prompt_tokens), ("output", r.completion_tokens)):
+    def _observe_usage(self, r: ProbeResult, state: _Model) -> None:
+        key = state.values
+        for i, count in enumerate((r.prompt_tokens, r.completion_tokens)):
             if count is not None and count >= 0:
-                for other in ("input", "output"):
-                    self._child(self.tokens, **tm, type=other)
-                self._child(self.tokens, **tm, type=kind).inc(count)
+                tokens = state.tokens
+                if tokens is None:  # both types appear together, at 0
+                    tokens = state.tokens = (
+                        self._child(self.tokens, key, (*key, "input")),
+                        self._child(self.tokens, key, (*key, "output")),
+                    )
+                tokens[i].inc(count)
         if r.cost_usd is not None and r.cost_usd >= 0:
-            self._child(self.cost, **tm).inc(float(r.cost_usd))
-        for metric, value in (
-            (self.rl_limit, r.ratelimit_limit),
-            (self.rl_remaining, r.ratelimit_remaining),
-            (self.retry_after, r.retry_after_s),
-        ):
-            if value is not None:
-                self._child(metric, **tm).set(value)
+            (state.cost or self._set(state, "cost", self.cost, key)).inc(float(r.cost_usd))
+        if r.ratelimit_limit is not None:
+            child = state.rl_limit or self._set(state, "rl_limit", self.rl_limit, key)
+            child.set(r.ratelimit_limit)
+        if r.ratelimit_remaining is not None:
+            child = state.rl_remaining or self._set(state, "rl_remaining", self.rl_remaining, key)
+            child.set(r.ratelimit_remaining)
+        if r.retry_after_s is not None:
+            child = state.retry_after or self._set(state, "retry_after", self.retry_after, key)
+            child.set(r.retry_after_s)
 
     def _observe_catalog(self, target: str, model_ids: tuple[str, ...]) -> None:
-        ids = set(model_ids)
-        self.catalog_size.labels(target=target).set(len(ids))
+        """Set ``listed`` where it changed (a model in ``_listed`` is at 1 already)."""
+        self.catalog_size.labels(target=target).set(len(set(model_ids)))
         # The gateway's order decides who gets the label slots (first come first served).
-        listed_now = {m for m in dict.fromkeys(model_ids) if m and self._admit(target, m)}
-        for model in listed_now:
-            self._child(self.listed, target=target, model=model).set(1)
-        for model in self._listed.get(target, set()) - listed_now:
-            self._child(self.listed, target=target, model=model).set(0)
+        listed_now = {m for m in dict.fromkeys(model_ids) if m and self._slots.admit(target, m)}
+        before = self._listed.get(target, set())
+        for model in listed_now - before:
+            state = self._model(target, model)  # admitted above: never None
+            if state is not None:
+                (state.listed or self._set(state, "listed", self.listed, state.values)).set(1)
+                self._exposition.mark(state.values)
+        for model in before - listed_now:  # no admission: a delisted model keeps its place
+            key = (target, model)
+            state = self._models.get(key)
+            child = None if state is None else state.listed
+            if child is None:
+                child = self._child(self.listed, key, key)
+                if state is not None:
+                    state.listed = child
+            child.set(0)
+            self._exposition.mark(key)
         self._listed[target] = listed_now
 
     # -- everything else ---------------------------------------------------
 
     def mark_unpriced(self, target: str, model: str, unpriced: bool) -> None:
+        """Set ``nexomon_model_unpriced``; no lock and no work when it is unchanged."""
+        unpriced = bool(unpriced)
+        state = self._models.get((target, model))
+        if state is not None and state.unpriced_value is unpriced:
+            return  # a forget() racing this is as if it came after: the series is gone
         with self._lock:
-            if self._admit(target, model):
-                child = self._child(self.unpriced, target=target, model=model)
-                child.set(1 if unpriced else 0)
+            state = self._model(target, model)
+            if state is None:
+                return
+            child = state.unpriced or self._set(state, "unpriced", self.unpriced, state.values)
+            child.set(1 if unpriced else 0)
+            state.unpriced_value = unpriced
+            self._exposition.mark(state.values)
 
     def catalog_changed(self, target: str, change: str, count: int = 1) -> None:
         """Count models added to or removed from a target's /models answer."""
@@ -453,10 +444,11 @@ class Exporter:
 
     def set_interval(self, target: str, probe: str, model: str, seconds: float) -> None:
         with self._lock:
-            if self._admit(target, model):
-                labels = {"target": target, "probe": probe, "model": model}
-                self._child(self.interval, **labels).set(seconds)
-                self._zero_outcomes(target, probe, model)
+            job = self._job(target, probe, model)
+            if job is not None:
+                key = (target, model)
+                (job.interval or self._set(job, "interval", self.interval, key)).set(seconds)
+                self._exposition.mark(key)
 
     def forget(self, target: str, model: str, *, keep_listed: bool = False) -> None:
         """Remove the series of (target, model) and free its label slot.
@@ -465,34 +457,32 @@ class Exporter:
         ``nexomon_model_listed`` 0 series, so "delisted" stays visible and
         alertable, and keep its slot until a newcomer needs one (the oldest
         delisted model is evicted first), so the bound stays ``max_models``.
+        The child cache of the model goes either way (a delisted model that
+        comes back is admitted and cached anew).
         """
         with self._lock:
             self._forget(target, model, keep_listed=keep_listed)
 
     def _forget(self, target: str, model: str, *, keep_listed: bool) -> None:
         """``forget`` with the lock held."""
-        series = self._series.pop((target, model), {})
+        key = (target, model)
+        self._models.pop(key, None)
+        series = self._series.pop(key, {})
         kept = {(m, v): c for (m, v), c in series.items() if keep_listed and m is self.listed}
         for metric, values in series.keys() - kept.keys():
             metric.remove(*values)
-        self._exposition.mark((target, model))
-        self._jobs = {job for job in self._jobs if job[0] != target or job[2] != model}
+        self._exposition.mark(key, structural=True)
         if kept:
-            self._series[(target, model)] = kept
-            self._delisted.setdefault(target, {})[model] = None
+            self._series[key] = kept
+            self._slots.delist(target, model)
             return
-        self._delisted.get(target, {}).pop(model, None)
-        self._admitted.get(target, set()).discard(model)
+        self._slots.release(target, model)
         self._listed.get(target, set()).discard(model)
-        refused = self._refused.get(target)
-        if refused is not None and model in refused:
-            refused.discard(model)
-            self.over_limit.labels(target=target).set(len(refused))
 
     def forget_target(self, target: str) -> None:
         """Remove every series of a target (it left the config on reload)."""
         with self._lock:
-            models = {model for t, model in self._series if t == target}
+            models = {model for t, model in (*self._series, *self._models) if t == target}
         for model in models:
             self.forget(target, model)
         with self._lock:
@@ -500,15 +490,8 @@ class Exporter:
                 metric.remove(target)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.remove(target, change)
-            for book in (
-                self._max_models,
-                self._admitted,
-                self._refused,
-                self._listed,
-                self._delisted,
-            ):
-                book.pop(target, None)
-            self._warned.discard(target)
+            self._slots.drop(target)
+            self._listed.pop(target, None)
 
     def observe_lag(self, seconds: float) -> None:
         """Record how late a job started (an early start counts as 0)."""

@@ -7,41 +7,59 @@ formatting), ~0.4-0.8 s a scrape. Yet values only change when a probe result
 arrives (1,000 models at a 60 s interval: ~17 results a second), so most of
 that work repeats the previous scrape's.
 
-How: ``SeriesExposition`` keeps the rendered sample lines of every series,
-grouped per metric family and per (target, model) key. The owner marks a
-series (``mark(key, series)``) whenever it creates or changes it, and a key
-(``mark(key)``) when it removes series of it; ``render`` re-reads and
-re-renders only the marked series, drops the gone ones, re-joins the
-touched (family, key) chunks, and joins the chunks under each family's one
-``# HELP``/``# TYPE`` header (the text format wants every sample of a
-family grouped under it). With nothing marked, the last body is reused.
+How: ``SeriesExposition`` keeps, per metric family and per (target, model)
+key, the rendered UTF-8 lines of that key's series of the family (a
+"chunk"), and per key a plan: for each of its chunks, a %-template of the
+lines (each value replaced by "%s") and the children in line order. The
+owner marks a key (``mark(key)``) whenever a value of it changes, and
+``mark(key, structural=True)`` when a series of it appears or goes;
+``render`` re-renders the marked keys only and joins the chunks under each
+family's one ``# HELP``/``# TYPE`` header (the text format wants every
+sample of a family grouped under it).
+
+Re-rendering a key whose series stayed the same is cheap: each template is
+filled with its children's current values (read straight from the
+children, see ``values_of``, formatted by ``go_string``); no label is
+formatted, no ``Sample`` built, no owner lock taken. A structural change
+re-plans the key from ``children_of``: series seen before keep their
+template lines, new ones get theirs from one ``generate_latest`` call per
+batch of keys. Kept: the chunks (bytes), the templates (str), the plans;
+~10 MB at 1,000 models (tracemalloc).
 
 Contracts:
 
 - The prometheus_client metric objects stay the single source of truth:
-  values are read from the children (``child.collect()``) at render time,
-  never copied at observe time.
+  values are read from the children at render time, never copied at
+  observe time.
 - Byte-for-byte prometheus_client's formatting: the first time a series is
   rendered, its lines come from ``generate_latest`` itself (so escaping,
-  label order and float formatting are the library's); each line's
-  ``name{labels} `` prefix is kept, and later renders only append
-  ``floatToGoString(value)``. A prefix never changes for a series, since
-  its name and labels do not.
+  label order and float formatting are the library's); later renders keep
+  each line's ``name{labels} `` prefix (in the template; a prefix never
+  changes for a series) and append ``floatToGoString(value)``
+  (``go_string`` is that function, memoised for integral values).
+  ``values_of`` reads a child's values in ``_child_samples()`` order,
+  ``_created`` left out, without taking the values' locks (reading a
+  float attribute is atomic; the lock only guards read-modify-write). Both
+  lean on prometheus_client internals (``_value``, ``_buckets``, ``_sum``,
+  ``_upper_bounds``) and are pinned by tests against the library's own
+  samples and ``generate_latest``.
 - No ``_created`` samples (see ``monitor.exporter``).
 - ``render`` is safe to call from several threads (scrapes serialise on a
   lock); ``mark`` from any thread. A key marked while a render runs stays
   dirty and is rendered again by the next scrape, so a racing change is
-  never lost, at worst shown one scrape late, as with ``generate_latest``,
+  never lost, at worst shown one scrape late (a series removed after the
+  marks were taken may be shown once more), as with ``generate_latest``,
   which also reads children one at a time.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import generate_latest
+from prometheus_client import Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -51,6 +69,52 @@ Key = tuple[str, str]  # (target, model)
 SeriesId = tuple[MetricWrapperBase, tuple[str, ...]]  # (metric, label values)
 # What the owner hands ``render`` per marked key: every live series of it.
 Children = Mapping[Key, Sequence[tuple[SeriesId, Any]]]
+
+_REPLAN_BATCH = 100  # keys per first render (see ``render``)
+_GO_MEMO_MAX = 4096  # integral values seen: counts, status codes, token totals
+# Non-zero integral value -> its text. Never a zero: 0.0 == -0.0, but they
+# format differently, so a lookup must not find one for the other.
+_go_memo: dict[float, str] = {}
+_ZERO, _NEG_ZERO = floatToGoString(0.0), floatToGoString(-0.0)
+
+
+def go_string(value: float) -> str:
+    """``floatToGoString(value)``, memoised for non-zero integral values.
+
+    ``_go_memo.get(value) or go_string(value)`` is the same, one call
+    cheaper on a hit.
+    """
+    text = _go_memo.get(value)
+    if text is not None:
+        return text
+    if not value:
+        return _NEG_ZERO if math.copysign(1.0, value) < 0 else _ZERO
+    text = floatToGoString(value)
+    if type(value) is float and value.is_integer() and len(_go_memo) < _GO_MEMO_MAX:
+        _go_memo[value] = text
+    return text
+
+
+def values_of(child: Any) -> list[float]:
+    """A child's sample values in ``_child_samples()`` order, without ``_created``."""
+    if type(child) is Histogram:
+        values: list[float] = []
+        acc = 0.0
+        for bucket in child._buckets:
+            acc += bucket._value
+            values.append(acc)
+        values.append(acc)  # _count
+        if child._upper_bounds[0] >= 0:
+            values.append(child._sum._value)
+        return values
+    return [child._value._value]  # Gauge, Counter: one sample
+
+
+def lines_per_series(metric: MetricWrapperBase) -> int:
+    """How many sample lines each series of ``metric`` has (``values_of``'s length)."""
+    if type(metric) is Histogram:
+        return len(metric._upper_bounds) + 1 + (metric._upper_bounds[0] >= 0)
+    return 1
 
 
 class _Families:
@@ -63,24 +127,22 @@ class _Families:
         return self._families
 
 
-def _text(families: Iterable[Metric]) -> str:
-    return generate_latest(_Families(families)).decode("utf-8")  # type: ignore[arg-type]
+def _text(families: Iterable[Metric]) -> bytes:
+    return generate_latest(_Families(families))  # type: ignore[arg-type]
 
 
 def _samples(child: Any) -> list[Sample]:
-    """A child's samples without ``_created``; names are suffixes (``_total``, ``_bucket``).
-
-    ``_samples()`` is prometheus_client's own per-child reading (what
-    ``collect()`` wraps), half the cost of ``child.collect()``.
-    """
+    """A child's samples without ``_created``; names are suffixes (``_total``, ``_bucket``)."""
     return [s for s in child._samples() if s.name != "_created"]
 
 
 class SeriesExposition:
-    """Cached text of ``metrics``' series, re-rendered per marked series.
+    """Cached text of ``metrics``' series, re-rendered per marked key.
 
     ``labelnames`` gives each metric's label names in order (to turn a
-    series' label values back into labels).
+    series' label values back into labels). Every metric must be a plain
+    prometheus_client ``Gauge``, ``Counter`` or ``Histogram`` (what
+    ``values_of`` can read).
     """
 
     def __init__(
@@ -88,20 +150,22 @@ class SeriesExposition:
         metrics: Sequence[MetricWrapperBase],
         labelnames: Mapping[MetricWrapperBase, tuple[str, ...]],
     ) -> None:
+        for metric in metrics:
+            if type(metric) not in (Gauge, Counter, Histogram):
+                raise TypeError(f"cannot read the values of a {type(metric).__name__}")
         self._metrics = tuple(metrics)
-        self._order = {m: i for i, m in enumerate(self._metrics)}
-        self._labelnames = dict(labelnames)
+        self._labelnames = {m: labelnames[m] for m in self._metrics}
+        self._per = {m: lines_per_series(m) for m in self._metrics}
         # The describe() family (name, help, type) of each metric, and its header lines.
         self._desc = {m: m.describe()[0] for m in self._metrics}
         self._headers = {m: _text([self._empty(m)]) for m in self._metrics}
-        self._dirty: dict[Key, set[SeriesId]] = {}
+        self._dirty: dict[Key, bool] = {}  # key -> a series of it appeared or went
         self._dirty_lock = threading.Lock()
         self._render_lock = threading.Lock()
         # metric -> key -> that key's lines of the metric (dict order = output order)
-        self._chunks: dict[MetricWrapperBase, dict[Key, str]] = {m: {} for m in self._metrics}
-        # key -> series -> (its lines' "name{labels} " prefixes, its lines), in series order
-        self._rendered: dict[Key, dict[SeriesId, tuple[tuple[str, ...], str]]] = {}
-        self._body: bytes | None = None  # the last render, while nothing was marked since
+        self._chunks: dict[MetricWrapperBase, dict[Key, bytes]] = {m: {} for m in self._metrics}
+        # key -> how to re-render each of its chunks while its series stay the same
+        self._plans: dict[Key, list[_Chunk]] = {}
 
     def _empty(self, metric: MetricWrapperBase) -> Metric:
         desc = self._desc[metric]
@@ -109,15 +173,14 @@ class SeriesExposition:
 
     # -- bookkeeping -------------------------------------------------------
 
-    def mark(self, key: Key, series: SeriesId | None = None) -> None:
-        """Note that ``series`` of ``key`` was created or changed, or (``None``)
-        that some series of ``key`` may have been removed."""
+    def mark(self, key: Key, *, structural: bool = False) -> None:
+        """Note that a series of ``key`` changed value, or (``structural``) that a
+        series of ``key`` was created or removed."""
         with self._dirty_lock:
-            marked = self._dirty.setdefault(key, set())
-            if series is not None:
-                marked.add(series)
+            if structural or key not in self._dirty:
+                self._dirty[key] = structural
 
-    def _take_dirty(self) -> dict[Key, set[SeriesId]]:
+    def _take_dirty(self) -> dict[Key, bool]:
         with self._dirty_lock:
             dirty, self._dirty = self._dirty, {}
         return dirty
@@ -130,89 +193,134 @@ class SeriesExposition:
         ``children_of(keys)`` returns, for each of ``keys``, every live series
         of the key with its prometheus_client child (an empty sequence for a
         key whose series are all gone); the owner takes its own lock there.
+        It is called only for keys marked ``structural`` (or never rendered).
         """
         with self._render_lock:
             dirty = self._take_dirty()
             if dirty:
-                for key, children in children_of(set(dirty)).items():
-                    self._render_key(key, dirty[key], children)
-            if dirty or self._body is None:
-                parts: list[str] = []
-                for metric in self._metrics:
-                    parts.append(self._headers[metric])
-                    parts.extend(self._chunks[metric].values())
-                self._body = "".join(parts).encode("utf-8")
-            return self._body
+                plans = self._plans
+                changed = {
+                    key for key, structural in dirty.items() if structural or key not in plans
+                }
+                for key in dirty.keys() - changed:
+                    self._fill(key, plans[key])
+                # Keys whose series changed, a batch at a time: the first render of
+                # 1,000 new models would otherwise hold all their samples, the whole
+                # generate_latest text and its lines at once (a peak RSS keeps).
+                ordered = list(changed)
+                for i in range(0, len(ordered), _REPLAN_BATCH):
+                    self._replan_batch(set(ordered[i : i + _REPLAN_BATCH]), children_of)
+            out: list[bytes] = []
+            for metric in self._metrics:
+                out.append(self._headers[metric])
+                out.extend(self._chunks[metric].values())
+            return b"".join(out)
 
-    def _render_key(
-        self, key: Key, marked: set[SeriesId], children: Sequence[tuple[SeriesId, Any]]
+    def _replan_batch(self, keys: set[Key], children_of: Callable[[set[Key]], Children]) -> None:
+        """Re-plan and render ``keys`` (their series appeared or went)."""
+        pending: list[tuple[Key, int, MetricWrapperBase, _Pieces, tuple[Any, ...]]] = []
+        new: list[tuple[SeriesId, Any]] = []
+        for key, children in children_of(keys).items():
+            self._replan(key, children, pending, new)
+        first = self._first_render(new)
+        plans = self._plans
+        for key, i, metric, pieces, children in pending:
+            template = "".join([p if isinstance(p, str) else first[p] for p in pieces])
+            plans[key][i] = (metric, template, children)
+            self._fill(key, [plans[key][i]])
+
+    def _fill(self, key: Key, chunks: Iterable[_Chunk]) -> None:
+        """Render chunks of ``key``: each template filled with its children's values."""
+        memo, go, per, out = _go_memo.get, go_string, self._per, self._chunks
+        for metric, template, children in chunks:
+            if per[metric] == 1:  # Gauge or Counter children: one sample each
+                values = [child._value._value for child in children]
+            else:
+                values = [v for child in children for v in values_of(child)]
+            text = template % tuple([memo(v) or go(v) for v in values])
+            out[metric][key] = text.encode("utf-8")
+
+    def _replan(
+        self,
+        key: Key,
+        children: Sequence[tuple[SeriesId, Any]],
+        pending: list[tuple[Key, int, MetricWrapperBase, _Pieces, tuple[Any, ...]]],
+        new: list[tuple[SeriesId, Any]],
     ) -> None:
-        """Re-render the marked and never-rendered series of ``key``; drop the gone ones.
+        """Make the plan of ``key`` from its live series; drop chunks of metrics it lost.
 
-        Only the chunks of metrics with a re-rendered, new or gone series are
-        joined again (a /models result marks just ``listed`` of every model).
+        A chunk with the same children as before keeps its template; in any
+        other, series seen before (the same child object) keep their template
+        lines and new ones get theirs from one batched first render (appended
+        to ``new``); those chunks go to ``pending``.
         """
-        old = self._rendered.pop(key, {})
-        rendered: dict[SeriesId, tuple[tuple[str, ...], str]] = {}
-        new: dict[SeriesId, list[Sample]] = {}
-        touched: set[MetricWrapperBase] = set()
+        old = {chunk[0]: chunk for chunk in self._plans.pop(key, ())}
+        groups: dict[MetricWrapperBase, list[tuple[SeriesId, Any]]] = {}
         for series, child in children:
-            known = old.pop(series, None)
-            if known is not None and series not in marked:
-                rendered[series] = known
+            groups.setdefault(series[0], []).append((series, child))
+        for metric in old.keys() - groups.keys():
+            self._chunks[metric].pop(key, None)
+        plan: list[_Chunk] = []
+        for metric, group in groups.items():
+            kids = tuple(child for _, child in group)
+            _, template, old_kids = old.get(metric, (metric, "", ()))
+            if old_kids == kids:  # the same objects (children compare by identity)
+                plan.append((metric, template, kids))
                 continue
-            touched.add(series[0])
-            samples = _samples(child)
-            if known is not None and len(known[0]) == len(samples):
-                text = "".join(
-                    [
-                        p + floatToGoString(s.value) + "\n"
-                        for p, s in zip(known[0], samples, strict=True)
-                    ]
-                )
-                rendered[series] = (known[0], text)
-            else:
-                new[series] = samples
-        touched.update(metric for metric, _ in old)  # what is left in old is gone
-        rendered.update(self._first_render(new))
-        if rendered:
-            self._rendered[key] = rendered
-        by_metric: dict[MetricWrapperBase, list[str]] = {metric: [] for metric in touched}
-        for series, _ in children:
-            if series[0] in by_metric:
-                by_metric[series[0]].append(rendered[series][1])
-        for metric, texts in by_metric.items():
-            if texts:
-                self._chunks[metric][key] = "".join(texts)
-            else:
-                self._chunks[metric].pop(key, None)
+            per = self._per[metric]
+            lines = template.split("\n")
+            at = {id(child): i * per for i, child in enumerate(old_kids)}
+            pieces: _Pieces = []
+            for series, child in group:
+                start = at.get(id(child))
+                if start is None:
+                    pieces.append(series)
+                    new.append((series, child))
+                else:
+                    pieces.append("".join([line + "\n" for line in lines[start : start + per]]))
+            pending.append((key, len(plan), metric, pieces, kids))
+            plan.append((metric, "", kids))  # completed once ``new`` is rendered
+        if plan:
+            self._plans[key] = plan
+        self._fill(key, [chunk for chunk in plan if chunk[1]])
 
-    def _first_render(
-        self, new: Mapping[SeriesId, list[Sample]]
-    ) -> dict[SeriesId, tuple[tuple[str, ...], str]]:
-        """Series never rendered before, as ``generate_latest`` writes them.
+    def _first_render(self, new: Sequence[tuple[SeriesId, Any]]) -> dict[SeriesId, str]:
+        """The template lines of series never rendered before, from ``generate_latest``.
 
         One ``generate_latest`` call for all of them: one family per metric,
-        each series' samples in order; the output has the same order.
+        each series' samples in order; the output has the same order. Each
+        line's value is cut off (at its last space: a value has none, a label
+        value is quoted) and replaced by "%s"; "%" in labels is doubled.
         """
         if not new:
             return {}
-        ordered = sorted(new.items(), key=lambda item: self._order[item[0][0]])
+        order = {m: i for i, m in enumerate(self._metrics)}
+        ordered = sorted(new, key=lambda item: order[item[0][0]])
         families: dict[MetricWrapperBase, Metric] = {}
-        for (metric, values), samples in ordered:
+        counts: list[tuple[SeriesId, int]] = []
+        for (metric, values), child in ordered:
             family = families.get(metric)
             if family is None:
                 family = families[metric] = self._empty(metric)
             labels = dict(zip(self._labelnames[metric], values, strict=True))
+            samples = _samples(child)
             for s in samples:
                 family.add_sample(family.name + s.name, {**labels, **s.labels}, s.value)
+            counts.append(((metric, values), len(samples)))
         # split("\n"), not splitlines(): a label value may hold other line breaks
         # (\x1c, \u2028...) that the format leaves unescaped. A sample line starts
         # with its metric name, never with "#".
-        text = _text(families.values())
-        lines = (line + "\n" for line in text.split("\n")[:-1] if not line.startswith("#"))
-        out = {}
-        for series, samples in ordered:
-            mine = [next(lines) for _ in samples]
-            out[series] = (tuple(line[: line.rindex(" ") + 1] for line in mine), "".join(mine))
-        return out
+        text = _text(families.values()).decode("utf-8")
+        lines = (
+            line[: line.rindex(" ") + 1].replace("%", "%%") + "%s\n"
+            for line in text.split("\n")[:-1]
+            if not line.startswith("#")
+        )
+        return {series: "".join([next(lines) for _ in range(n)]) for series, n in counts}
+
+
+# How to render one (metric, key) chunk: (metric, %-template of its lines, its
+# children in line order).
+_Chunk = tuple[MetricWrapperBase, str, tuple[Any, ...]]
+# A chunk being re-planned: a series' template lines, or the id of a new series.
+_Pieces = list[str | SeriesId]

@@ -430,3 +430,66 @@ def test_promtool_check_metrics_is_clean(busy: CollectorRegistry) -> None:
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     assert proc.stdout.decode().strip() == ""
+
+
+def test_unpriced_follows_every_toggle(exporter: Exporter, registry: CollectorRegistry) -> None:
+    seen = []
+    for unpriced in (True, True, False, False, True):
+        exporter.mark_unpriced("gw", "m1", unpriced)
+        seen.append(value(registry, "nexomon_model_unpriced", target="gw", model="m1"))
+    assert seen == [1, 1, 0, 0, 1]
+
+
+def test_unpriced_comes_back_after_forget(exporter: Exporter, registry: CollectorRegistry) -> None:
+    # The unchanged-value shortcut must not survive forget(): the series is gone.
+    for keep_listed in (False, True):
+        exporter.mark_unpriced("gw", "m1", True)
+        exporter.forget("gw", "m1", keep_listed=keep_listed)
+        assert value(registry, "nexomon_model_unpriced", target="gw", model="m1") is None
+        exporter.mark_unpriced("gw", "m1", True)
+        assert value(registry, "nexomon_model_unpriced", target="gw", model="m1") == 1
+
+
+def test_cached_children_are_dropped_by_forget_and_made_again(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    labels = {"target": "gw", "probe": "chat", "model": "m1"}
+    for keep_listed in (False, True, False):
+        exporter.set_interval("gw", "chat", "m1", 60)
+        exporter.observe(result(retry_after_s=2.0))
+        exporter.forget("gw", "m1", keep_listed=keep_listed)
+        assert value(registry, "nexomon_probe_success", **labels) is None
+        exporter.observe(result(outcome=Outcome.TIMEOUT, http_status=None, retry_after_s=None))
+        assert value(registry, "nexomon_probes_total", **labels, outcome="ok") == 0
+        assert value(registry, "nexomon_probes_total", **labels, outcome="timeout") == 1
+        assert value(registry, "nexomon_probe_success", **labels) == 0
+        assert value(registry, "nexomon_probe_interval_seconds", **labels) is None
+        assert value(registry, "nexomon_tokens_total", target="gw", model="m1", type="input") == 12
+        ratelimit = value(
+            registry, "nexomon_ratelimit_retry_after_seconds", target="gw", model="m1"
+        )
+        assert ratelimit is None
+        exporter.forget("gw", "m1")
+
+
+def test_a_phase_that_stops_being_measured_goes_and_comes_back(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    labels = {"target": "gw", "probe": "chat", "model": "m1", "phase": "resolve"}
+    seen = []
+    for resolve in (0.5, None, None, 0.25):
+        exporter.observe(result(phases=Phases(resolve=resolve, processing=0.1)))
+        seen.append(value(registry, "nexomon_probe_phase_seconds", **labels))
+    assert seen == [0.5, None, None, 0.25]
+
+
+def test_listed_follows_the_catalog(exporter: Exporter, registry: CollectorRegistry) -> None:
+    seen = []
+    for ids in (("m1", "m2"), ("m1",), ("m1",), ("m2", "m1")):
+        exporter.observe(result(probe="models", model="", model_ids=ids))
+        seen.append(
+            tuple(
+                value(registry, "nexomon_model_listed", target="gw", model=m) for m in ("m1", "m2")
+            )
+        )
+    assert seen == [(1, 1), (1, 0), (1, 0), (1, 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import subprocess
@@ -13,12 +14,14 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
 from test_exporter import STARTED, Stats, result
 from testutil import need_binary
 
-from monitor.exporter import MAX_LABEL_LENGTH, Exporter
+from monitor.exporter import DURATION_BUCKETS, MAX_LABEL_LENGTH, Exporter
+from monitor.exposition import SeriesExposition, go_string, lines_per_series, values_of
 from monitor.outcome import Outcome
 from monitor.results import Phases
 from monitor.web import build_app
@@ -247,3 +250,60 @@ def test_promtool_accepts_the_fast_path(exporter: Exporter, registry: CollectorR
     )
     assert proc.returncode == 0, proc.stdout.decode() + proc.stderr.decode()
     assert proc.stdout.decode().strip() == ""
+
+
+def lines(body: bytes) -> list[bytes]:
+    return sorted(body.split(b"\n"))
+
+
+def test_every_line_is_generate_latest_s_byte_for_byte(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    # Re-rendered series fill their templates: "%" in a label must stay "%".
+    odd = ("100%s", "50%", *ODD_IDS[:3])
+    exporter.configure_target("gw", max_models=len(odd))
+    for round_ in range(3):
+        for i, model in enumerate(odd):
+            exporter.observe(
+                result(
+                    model=model,
+                    started_at=STARTED + timedelta(seconds=round_ * 10 + i),
+                    duration_s=0.001 * (round_ + 1) * 10**i,
+                    ratelimit_remaining=1_234_567 + round_,
+                    retry_after_s=-0.0 if round_ == 1 else 1.5,
+                )
+            )
+            exporter.mark_unpriced("gw", model, round_ % 2 == 0)
+        assert lines(exporter.render(registry)) == lines(generate_latest(registry))
+
+
+def test_go_string_is_float_to_go_string() -> None:
+    values = [0.0, -0.0, 1.0, -1.0, 12.0, 200.0, 999_999.0, 1e6, 1_234_567.0, 1.7e9, 0.1]
+    values += [2.5e-06, 1735787045.0012, math.inf, -math.inf, math.nan, 1e22, -3e-9]
+    for value in values * 2:  # the second pass hits the memo
+        assert go_string(value) == floatToGoString(value), value
+    assert go_string(-0.0) == "-0.0"  # never the memo's 0.0
+
+
+def test_values_of_reads_what_prometheus_client_samples() -> None:
+    registry = CollectorRegistry()
+    gauge = Gauge("g", "g", ["a"], registry=registry)
+    counter = Counter("c", "c", ["a"], registry=registry)
+    histogram = Histogram("h", "h", ["a"], buckets=DURATION_BUCKETS, registry=registry)
+    negative = Histogram("n", "n", ["a"], buckets=(-1.0, 0.0, 1.0), registry=registry)
+    gauge.labels("x").set(-2.5)
+    counter.labels("x").inc(3)
+    for amount in (0.005, 0.3, 0.3, 100.0):
+        histogram.labels("x").observe(amount)
+        negative.labels("x").observe(-amount)
+    for metric in (gauge, counter, histogram, negative):
+        child = metric.labels("x")
+        samples = [s.value for s in child._samples() if s.name != "_created"]
+        assert values_of(child) == samples
+        assert lines_per_series(metric) == len(samples)
+
+
+def test_only_plain_gauges_counters_and_histograms_are_accepted() -> None:
+    summary = Summary("s", "s", ["target", "model"], registry=CollectorRegistry())
+    with pytest.raises(TypeError):
+        SeriesExposition([summary], {summary: ("target", "model")})

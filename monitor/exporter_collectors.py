@@ -1,0 +1,100 @@
+"""The exporter's two collectors: forwarding without ``_created``, and the writer's stats.
+
+Split out of ``monitor.exporter`` (see its docstring for why ``_created``
+series are dropped and why the metrics live on private registries).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("nexomon.exporter")
+
+
+class WriterStats(Protocol):
+    """What ``Exporter.bind_writer``'s callable returns (the store writer's health)."""
+
+    pending: int
+    written_total: int
+    errors_total: int
+    dropped_total: int
+
+
+class WithoutCreated(Collector):
+    """Forwards registries' families minus their ``_created`` samples.
+
+    ``without_cached()`` leaves the ``cached`` registry out, in the calling
+    thread only, while ``Exporter.render`` renders those families itself.
+    """
+
+    def __init__(self, cached: CollectorRegistry, rest: CollectorRegistry) -> None:
+        self._cached = cached
+        self._rest = rest
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def without_cached(self) -> Iterator[None]:
+        self._local.skip = True
+        try:
+            yield
+        finally:
+            self._local.skip = False
+
+    def collect(self) -> Iterator[Metric]:
+        skip = getattr(self._local, "skip", False)
+        for registry in (self._rest,) if skip else (self._cached, self._rest):
+            for family in registry.collect():
+                out = Metric(family.name, family.documentation, family.type, family.unit)
+                created = family.name + "_created"
+                out.samples = [s for s in family.samples if s.name != created]
+                yield out
+
+    def describe(self) -> Iterable[Metric]:
+        # Names only, so the caller's registry can refuse duplicates.
+        return [
+            Metric(f.name, f.documentation, f.type, f.unit)
+            for registry in (self._cached, self._rest)
+            for f in registry.collect()
+        ]
+
+
+class WriterCollector(Collector):
+    """The store writer's counters, read from its stats at scrape time."""
+
+    def __init__(self) -> None:
+        self.stats: Callable[[], WriterStats] | None = None
+
+    def _families(self, stats: WriterStats | None) -> list[Metric]:
+        families: list[Metric] = [
+            GaugeMetricFamily("nexomon_store_pending_rows", "Rows waiting to be written."),
+            CounterMetricFamily("nexomon_store_written_rows", "Rows written to the database."),
+            CounterMetricFamily("nexomon_store_errors", "Failed database writes."),
+            CounterMetricFamily("nexomon_store_dropped_rows", "Rows dropped (outage buffer full)."),
+        ]
+        if stats is not None:
+            values = (stats.pending, stats.written_total, stats.errors_total, stats.dropped_total)
+            for family, value in zip(families, values, strict=True):
+                family.add_metric([], float(value))
+        return families
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is None:
+            return
+        try:
+            stats = self.stats()
+        except Exception:
+            # A scrape must not fail because the writer is in trouble.
+            log.exception("reading the store writer's stats failed")
+            return
+        yield from self._families(stats)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(None)
