@@ -57,7 +57,7 @@ async def measure(base_url: str, models: int, scrapes: int) -> dict:
         async with InProcessDaemon(cfg) as d:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                seen = {r.model for _, r in d.rec.results if r.probe == "chat"}
+                seen = {model for probe, model in d.rec.last if probe == "chat"}
                 if len(seen) >= models:
                     break
                 await asyncio.sleep(0.5)
@@ -67,7 +67,7 @@ async def measure(base_url: str, models: int, scrapes: int) -> dict:
             for _ in range(scrapes):
                 elapsed, body = await _scrape(d.metrics_url)
                 times.append(elapsed)
-            last = {r.model: r for _, r in d.rec.results if r.probe == "chat"}
+            last = {m: r for (p, m), r in d.rec.last.items() if p == "chat"}
             fresh: dict[int, list[float]] = {25: [], 100: []}
             for share, samples in fresh.items():
                 chosen = list(last.values())[: len(last) * share // 100]

@@ -287,9 +287,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
         maintenance = asyncio.create_task(self._maintenance_loop())
         # GIL hand-off and heap freezing (see monitor.runtime): the heap is
-        # settled once every job has run once, then hourly.
+        # settled once every job has run once, then hourly, and frozen again
+        # after any slow full collection.
         switch_interval = runtime.tune()
         settler = asyncio.create_task(runtime.HeapSettler(self._first_round_s()).run())
+        freezer = runtime.SurvivorFreezer(loop).__enter__()
         try:
             while not self._stop.is_set():
                 waiter = asyncio.create_task(self._reload_requested.wait())
@@ -305,6 +307,7 @@ class Daemon:
                 loop.remove_signal_handler(sig)
             maintenance.cancel()
             settler.cancel()
+            freezer.__exit__()
             runtime.restore(switch_interval)
             await self.shutdown()
         return 0

@@ -25,6 +25,15 @@ interpreter does its own work.
   ``every_s``), which unfreezes, collects (one full pause) and freezes
   again.
 
+* **Survivors of a slow full collection are frozen too**
+  (``SurvivorFreezer``). Long-lived state created after that first freeze
+  (the /metrics render plans of the first scrape, jobs of models listed
+  later) is scanned again by every full collection, which at 2,000 probes/s
+  ran every 2-4 s for up to ~80 ms (a 2 ms loop ticker caught the stalls
+  inside ``gc``). A full collection that took longer than ``slow_s`` has
+  just removed the garbage, so what it kept is long-lived: it is frozen
+  right after (on the loop, microseconds).
+
 ``tune()`` / ``restore()`` bracket ``Daemon.run``: the previous switch
 interval comes back and the heap is unfrozen on exit, so a daemon run inside
 another process (tests, benchmarks) leaves the interpreter as it found it.
@@ -42,6 +51,7 @@ log = logging.getLogger("nexomon.runtime")
 
 SWITCH_INTERVAL_S = 0.0001
 SETTLE_EVERY_S = 3600.0
+SLOW_FULL_COLLECTION_S = 0.005
 
 
 def tune(switch_interval_s: float = SWITCH_INTERVAL_S) -> float:
@@ -91,3 +101,49 @@ class HeapSettler:
                 "heap settled: %d objects frozen in %.0f ms", gc.get_freeze_count(), pause * 1e3
             )
             delay, full = self.every_s, True
+
+
+class SurvivorFreezer:
+    """Freezes the heap on ``loop`` right after a full collection slower than ``slow_s``.
+
+    A context manager: installs a ``gc.callbacks`` hook on enter, removes it
+    on exit. Collections may run on any thread; the freeze is handed to the
+    loop (``call_soon_threadsafe``), at most one pending at a time.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, slow_s: float = SLOW_FULL_COLLECTION_S
+    ) -> None:
+        self._loop = loop
+        self._slow_s = slow_s
+        self._started: float | None = None
+        self._pending = False
+        self.freezes = 0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        started, self._started = self._started, None
+        if started is None or self._pending or time.perf_counter() - started <= self._slow_s:
+            return
+        self._pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._freeze)
+        except RuntimeError:  # the loop is closed: nothing left to protect
+            self._pending = False
+
+    def _freeze(self) -> None:
+        self._pending = False
+        gc.freeze()
+        self.freezes += 1
+
+    def __enter__(self) -> SurvivorFreezer:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)

@@ -54,3 +54,27 @@ async def test_heap_settler_runs_after_the_first_round_then_periodically() -> No
         task.cancel()
         gc.unfreeze()
     assert settler.runs >= 2
+
+
+async def test_survivor_freezer_freezes_after_a_slow_full_collection_only() -> None:
+    loop = asyncio.get_running_loop()
+    keep = [[i] for i in range(50_000)]  # long-lived and tracked (lists always are)
+    try:
+        with runtime.SurvivorFreezer(loop, slow_s=3600.0) as never:
+            gc.collect()
+            await asyncio.sleep(0)
+        assert never.freezes == 0 and gc.get_freeze_count() == 0
+        with runtime.SurvivorFreezer(loop, slow_s=0.0) as freezer:
+            gc.collect(1)  # a young collection is not a full one
+            await asyncio.sleep(0)
+            assert freezer.freezes == 0
+            gc.collect()
+            for _ in range(100):
+                if freezer.freezes:
+                    break
+                await asyncio.sleep(0)
+        assert freezer.freezes == 1
+        assert gc.get_freeze_count() >= len(keep)
+        assert freezer._on_gc not in gc.callbacks
+    finally:
+        gc.unfreeze()
