@@ -59,39 +59,30 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
 
 from monitor.exporter_collectors import WithoutCreated, WriterCollector, WriterStats
+from monitor.exporter_metrics import (
+    CATALOG_CHANGES,
+    DURATION_BUCKETS,
+    LAG_BUCKETS,
+    MetricSet,
+)
 from monitor.exporter_slots import DEFAULT_MAX_MODELS, MAX_LABEL_LENGTH, LabelSlots
 from monitor.exposition import Children, Key, SeriesExposition
 from monitor.outcome import Outcome
 from monitor.results import PHASE_NAMES, ProbeResult
 
-__all__ = ["DEFAULT_MAX_MODELS", "MAX_LABEL_LENGTH", "Exporter", "WriterStats"]
-
-# OpenTelemetry GenAI semantic conventions' bucket boundaries for LLM latency.
-DURATION_BUCKETS = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
-LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-CATALOG_CHANGES = ("added", "removed")
-
-_JOB = ("target", "probe", "model")
-_TM = ("target", "model")
+__all__ = [
+    "CATALOG_CHANGES",
+    "DEFAULT_MAX_MODELS",
+    "DURATION_BUCKETS",
+    "LAG_BUCKETS",
+    "MAX_LABEL_LENGTH",
+    "Exporter",
+    "WriterStats",
+]
 
 
 class _Job:
@@ -140,7 +131,7 @@ class _Model:
         self.unpriced_value: bool | None = None
 
 
-class Exporter:
+class Exporter(MetricSet):
     """Owns every nexomon metric; the runner and scheduler feed it.
 
     Thread-safe: observing may happen on the event loop while a scrape runs
@@ -149,95 +140,7 @@ class Exporter:
 
     def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
         inner = CollectorRegistry(auto_describe=True)
-        # Label names per metric, in order, so forget() can call remove().
-        self._labelnames: dict[MetricWrapperBase, tuple[str, ...]] = {}
-
-        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
-            metric = Gauge(name, doc, labels, registry=inner)
-            self._labelnames[metric] = labels
-            return metric
-
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            metric = Counter(name, doc, labels, registry=inner)
-            self._labelnames[metric] = labels
-            return metric
-
-        self.success = gauge(
-            "nexomon_probe_success", "1 if the last completed probe succeeded.", _JOB
-        )
-        self.duration = Histogram(
-            "nexomon_probe_duration_seconds",
-            "Total probe latency (gateway time, no client-side queueing).",
-            _JOB,
-            buckets=DURATION_BUCKETS,
-            registry=inner,
-        )
-        self._labelnames[self.duration] = _JOB
-        self.phase = gauge(
-            "nexomon_probe_phase_seconds", "Last probe's time per phase.", (*_JOB, "phase")
-        )
-        self.probes = counter("nexomon_probes_total", "Probes by outcome.", (*_JOB, "outcome"))
-        self.last_run = gauge(
-            "nexomon_probe_last_run_timestamp_seconds", "When the last probe finished.", _JOB
-        )
-        self.http_status = gauge(
-            "nexomon_probe_http_status_code", "Last HTTP status (0 when none).", _JOB
-        )
-        self.interval = gauge(
-            "nexomon_probe_interval_seconds", "Configured interval of the probe job.", _JOB
-        )
-        self.listed = gauge("nexomon_model_listed", "1 while /models lists the model, else 0.", _TM)
-        self.catalog_size = gauge(
-            "nexomon_catalog_size", "Models in the last /models answer.", ("target",)
-        )
-        self.catalog_changes = counter(
-            "nexomon_catalog_changes_total",
-            "Models added to or removed from /models.",
-            ("target", "change"),
-        )
-        self.over_limit = gauge(
-            "nexomon_models_over_limit",
-            "Model ids left out of the metrics (beyond max_models or too long).",
-            ("target",),
-        )
-        self.tokens = counter(
-            "nexomon_tokens_total", "Tokens the probes used, from usage.", (*_TM, "type")
-        )
-        self.cost = counter("nexomon_cost_usd_total", "Probe spend at configured prices.", _TM)
-        self.unpriced = gauge(
-            "nexomon_model_unpriced", "1 when tokens were spent on a model with no price.", _TM
-        )
-        self.rl_limit = gauge("nexomon_ratelimit_limit", "Last x-ratelimit-limit value.", _TM)
-        self.rl_remaining = gauge(
-            "nexomon_ratelimit_remaining", "Last x-ratelimit-remaining value.", _TM
-        )
-        self.retry_after = gauge(
-            "nexomon_ratelimit_retry_after_seconds", "Last retry-after, in seconds.", _TM
-        )
-        self.budget_spent = gauge("nexomon_budget_spent_usd", "Today's probe spend (UTC day).")
-        self.budget_limit = gauge(
-            "nexomon_budget_limit_usd", "Today's spend cap; +Inf when there is none."
-        )
-        self.lag = Histogram(
-            "nexomon_scheduler_lag_seconds",
-            "Actual job start minus scheduled start.",
-            buckets=LAG_BUCKETS,
-            registry=inner,
-        )
-        self.misfires = counter(
-            "nexomon_scheduler_misfires_total", "Job runs the scheduler missed."
-        )
-        self.errors = counter(
-            "nexomon_probe_errors_total", "Exceptions caught in the probe runner (bugs)."
-        )
-        self.reload_ok = gauge(
-            "nexomon_config_last_reload_successful", "0 after a config reload that failed."
-        )
-        self.build_info = gauge("nexomon_build_info", "Build information.", ("version",))
-
-        self.budget_limit.set(math.inf)
-        self.reload_ok.set(1)
-        self.build_info.labels(version=version).set(1)
+        super().__init__(inner, version=version)
 
         # The per-(target, model) families (every metric with both labels; they
         # change only through _observe*, _child and _forget) get the incremental
