@@ -48,12 +48,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from monitor.http11_pool import Connection, Origin, Pool
 from monitor.rxstamp import StampedSocket
-from monitor.transport import AiohttpTransport
+from monitor.transport import AiohttpTransport, env_proxy
 
 TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -149,13 +147,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         """Whether the environment sets a proxy for ``origin`` (cached per origin)."""
         hit = self._proxied.get(origin)
         if hit is None:
-            try:
-                get_env_proxy_for_url(URL(str(url)))
-            except LookupError:  # none set, or NO_PROXY covers the host
-                hit = False
-            else:
-                hit = True
-            self._proxied[origin] = hit
+            hit = self._proxied[origin] = env_proxy(url).url is not None
         return hit
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

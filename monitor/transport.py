@@ -145,9 +145,20 @@ class _Body(httpx.AsyncByteStream):
             response.close()  # half read (capped, timed out): never reuse it
 
 
-class _Proxy(NamedTuple):
+class EnvProxy(NamedTuple):
+    """The environment's proxy for one URL: its address and auth header, or Nones."""
+
     url: URL | None
     headers: dict[str, str] | None
+
+
+def env_proxy(url: httpx.URL) -> EnvProxy:
+    """HTTP(S)_PROXY / NO_PROXY for ``url``, as aiohttp reads them (not cached here)."""
+    try:
+        where, auth = get_env_proxy_for_url(URL(str(url)))
+    except LookupError:  # none set, or NO_PROXY covers the host
+        return EnvProxy(None, None)
+    return EnvProxy(where, None if auth is None else {"Proxy-Authorization": auth.encode()})
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -174,7 +185,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
-        self._proxies: dict[tuple[str, str, int | None], _Proxy] = {}
+        self._proxies: dict[tuple[str, str, int | None], EnvProxy] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         sockets = SocketRegistry()  # kernel receive stamps (monitor.rxstamp)
@@ -209,21 +220,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._timeouts[key] = timeout
         return timeout
 
-    def _proxy(self, url: httpx.URL) -> _Proxy:
+    def _proxy(self, url: httpx.URL) -> EnvProxy:
         """The environment's proxy for ``url``'s origin (cached), or no proxy."""
         key = (url.scheme, url.host, url.port)
         proxy = self._proxies.get(key)
         if proxy is None:
-            proxy = _Proxy(None, None)
-            if self._trust_env:
-                try:
-                    where, auth = get_env_proxy_for_url(URL(str(url)))
-                except LookupError:  # none set, or NO_PROXY covers the host
-                    pass
-                else:
-                    headers = None if auth is None else {"Proxy-Authorization": auth.encode()}
-                    proxy = _Proxy(where, headers)
-            self._proxies[key] = proxy
+            proxy = self._proxies[key] = env_proxy(url) if self._trust_env else EnvProxy(None, None)
         return proxy
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
