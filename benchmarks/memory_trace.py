@@ -1,7 +1,7 @@
 """Where the daemon's memory goes and what grows: tracemalloc over the real Daemon.
 
     python benchmarks/memory_trace.py [--models 1000] [--interval 12] [--minutes 5]
-        [--top 15] [--frames 1] [--tracebacks] [--no-trace] [--untuned] [--json]
+        [--top 15] [--frames 1] [--tracebacks] [--no-trace] [--json]
 
 Runs the real ``Daemon`` (scheduler, runner, SQLite writer, exporter, HTTP
 routes) in this process against the nginx static responder, chat and models
@@ -21,9 +21,7 @@ interval, and again at the end; it prints:
 
 ``--no-trace`` measures RSS without tracemalloc's own overhead (it doubles
 the heap and, at 1,000 models every 12 s, keeps a core busy; ``--frames``
-above 1 and ``--tracebacks`` cost more still). ``--untuned`` leaves out
-``monitor.runtime``'s allocator settings and periodic trim (the "before" of
-that change, same session). Environment experiments (``MALLOC_ARENA_MAX=2``,
+above 1 and ``--tracebacks`` cost more still). Environment experiments (``MALLOC_ARENA_MAX=2``,
 ``PYTHONMALLOC=malloc``) are set on the command line. Run it under the
 bench lock: ``flock /tmp/bench.lock python benchmarks/memory_trace.py``.
 """
@@ -263,16 +261,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1, help="traceback depth tracemalloc keeps")
     ap.add_argument("--tracebacks", action="store_true", help="print the top growing tracebacks")
     ap.add_argument("--no-trace", action="store_true", help="RSS only, no tracemalloc")
-    ap.add_argument("--untuned", action="store_true", help="no allocator settings, no trim")
     args = ap.parse_args()
-    if args.untuned:
-        from monitor import runtime
-
-        async def no_trim(every_s: float = 0.0) -> None:
-            await asyncio.Event().wait()
-
-        runtime.tune_allocator = lambda *a, **k: False  # type: ignore[assignment]
-        runtime.trim_periodically = no_trim  # type: ignore[assignment]
     if not args.no_trace:
         tracemalloc.start(args.frames)
     work = Path(tempfile.mkdtemp(prefix="nexomon-memtrace-"))
@@ -286,8 +275,7 @@ def main() -> None:
         f"memory_trace: in-process Daemon, {args.models} models, chat+models every "
         f"{args.interval:g}s, {args.minutes:g} min (MALLOC_ARENA_MAX="
         f"{os.environ.get('MALLOC_ARENA_MAX', '-')}, PYTHONMALLOC="
-        f"{os.environ.get('PYTHONMALLOC', '-')}, tracemalloc={not args.no_trace}, "
-        f"allocator tuning={not args.untuned})",
+        f"{os.environ.get('PYTHONMALLOC', '-')}, tracemalloc={not args.no_trace})",
         out["rows"],
         rows_written=out["probes"],
         last_scrape_kB=round(out["scrape_kB"]),
