@@ -66,6 +66,55 @@ async def test_chat_posts_the_documented_body(serve: ServeFn) -> None:
     }
 
 
+async def test_every_request_is_the_one_httpx_client_would_build(serve: ServeFn) -> None:
+    # The first request per (method, path) builds a template; the later ones
+    # copy it. All of them must match httpx.AsyncClient.build_request.
+    server = serve(reply(200, {"ok": True}))
+    calls = [
+        ("chat", ("m1", "hi there", 7)),
+        ("chat", ("a-much-longer-model-name/v2", 'héllo ✓ "quoted"', 1)),
+        ("list_models", ()),
+        ("chat", ("m1", "", 0)),
+        ("list_models", ()),
+    ]
+    async with client_for(server) as client:
+        for name, args in calls:
+            ex = await getattr(client, name)(*args)
+            assert ex.status == 200, ex.failure_detail
+        built = []
+        for name, args in calls:
+            if name == "chat":
+                model, prompt, max_tokens = args
+                payload = {
+                    "model": model,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": max_tokens,
+                }
+                built.append(
+                    client._client.build_request(
+                        "POST", server.base_url + "/chat/completions", json=payload
+                    )
+                )
+            else:
+                built.append(client._client.build_request("GET", server.base_url + "/models"))
+    assert len(server.requests) == len(calls)
+    for sent, want in zip(server.requests, built, strict=True):
+        assert (sent.method, sent.path) == (want.method, want.url.raw_path.decode())
+        assert sent.headers == {k.lower(): v for k, v in want.headers.items()}
+        assert sent.body == want.content
+
+
+async def test_a_cookie_the_gateway_sets_is_sent_back(serve: ServeFn) -> None:
+    # Like httpx's client (e.g. a load balancer's stickiness cookie).
+    server = serve(reply(200, MODELS, headers={"set-cookie": "lb=node-2; Path=/"}))
+    async with client_for(server) as client:
+        await client.list_models()
+        await client.chat("m1", "hi", 1)
+    first, second = server.requests
+    assert "cookie" not in first.headers
+    assert second.headers["cookie"] == "lb=node-2"
+
+
 @pytest.mark.parametrize(
     ("headers", "limit", "remaining", "retry_after"),
     [
