@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from monitor.classify import ShapeCheck, classify
 from monitor.gateway import Exchange, GatewayClient
@@ -42,9 +42,15 @@ ProbeFn = Callable[[ProbeContext, str], Awaitable[ProbeResult]]
 
 
 def exchange_result(
-    ctx: ProbeContext, probe: str, model: str, exchange: Exchange, expect: ShapeCheck
+    ctx: ProbeContext,
+    probe: str,
+    model: str,
+    exchange: Exchange,
+    expect: ShapeCheck,
+    **fields: Any,
 ) -> ProbeResult:
-    """The ProbeResult fields every probe fills the same way from its Exchange."""
+    """The ProbeResult fields every probe fills the same way from its Exchange,
+    plus the probe's own ``fields`` (one construction, no ``replace`` after)."""
     outcome, error = classify(exchange, expect)
     return ProbeResult(
         started_at=exchange.started_at,
@@ -61,4 +67,5 @@ def exchange_result(
         ratelimit_limit=exchange.ratelimit_limit,
         ratelimit_remaining=exchange.ratelimit_remaining,
         retry_after_s=exchange.retry_after_s,
+        **fields,
     )

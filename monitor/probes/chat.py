@@ -77,15 +77,14 @@ async def probe(ctx: ProbeContext, model: str) -> ProbeResult:
     """Ask ``model`` the target's prompt; record outcome, usage and headers."""
     target = ctx.target
     exchange = await ctx.client.chat(model, f"{target.prompt} {nonce()}", target.max_tokens)
-    result = exchange_result(ctx, KIND, model, exchange, check_shape)
-    if not exchange.ok_status or not isinstance(exchange.body, dict):
-        return result
     body = exchange.body
-    changes: dict[str, Any] = {"response_model": _text(body.get("model"), 255)}
-    choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        changes["finish_reason"] = _text(choices[0].get("finish_reason"), 64)
-    usage = usage_of(body)
-    if usage is not None:
-        changes.update(prompt_tokens=usage[0], completion_tokens=usage[1], total_tokens=usage[2])
-    return result.replace(**changes)
+    fields: dict[str, Any] = {}
+    if exchange.ok_status and isinstance(body, dict):
+        fields["response_model"] = _text(body.get("model"), 255)
+        choices = body.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            fields["finish_reason"] = _text(choices[0].get("finish_reason"), 64)
+        usage = usage_of(body)
+        if usage is not None:
+            fields.update(prompt_tokens=usage[0], completion_tokens=usage[1], total_tokens=usage[2])
+    return exchange_result(ctx, KIND, model, exchange, check_shape, **fields)
