@@ -92,12 +92,12 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -
         if path is not None and not path.exists():
             _create_private_file(path)
         # cached_statements: the sqlite3 module keeps 128 prepared statements
-        # per connection by default, and every batch size the writer commits
-        # is a different multi-row INSERT ... RETURNING (SQLAlchemy's
-        # insertmanyvalues): at 1,000 models the cache filled over the first
-        # half hour with statements of up to 200 x 26 parameters, SQLite's
-        # heap grew to ~16 MB (benchmarks/memory_trace.py, sqlite_MB). The
-        # daemon's other queries are few and cheap to prepare again.
+        # per connection by default. When the writer used SQLAlchemy's
+        # insertmanyvalues, every batch size was a different multi-row
+        # INSERT ... RETURNING and at 1,000 models the cache grew SQLite's heap
+        # to ~16 MB (benchmarks/memory_trace.py, sqlite_MB). The writer now
+        # sends one fixed statement (store/batch.py); 16 stays as a bound,
+        # since the daemon's other queries are few and cheap to prepare again.
         connect_args = {
             "check_same_thread": False,
             "cached_statements": SQLITE_CACHED_STATEMENTS,
