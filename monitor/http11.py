@@ -49,7 +49,8 @@ from typing import Any
 
 import httpx
 
-from monitor.http11_pool import Connection, Origin, Pool
+from monitor.http11_conn import Connection, Origin
+from monitor.http11_pool import Pool
 from monitor.rxstamp import StampedSocket
 from monitor.transport import AiohttpTransport, env_proxy
 
