@@ -45,7 +45,7 @@ async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
     store = None
     sinks = []
     if args.record:
-        from monitor.daemon import open_store
+        from monitor.store.startup import open_store
 
         store = open_store(cfg)
         sinks.append(store.writer.submit)

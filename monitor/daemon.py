@@ -7,7 +7,8 @@ timeout, flushes the writer and returns 0. SIGHUP reloads the config; a bad
 file keeps the old config running and sets
 ``nexomon_config_last_reload_successful`` to 0.
 
-``build_runner`` and ``open_store`` are the same wiring for ``nexomon probe``.
+``build_runner`` (and monitor.store.startup's ``open_store``) are the same
+wiring for ``nexomon probe``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from monitor import __version__, runtime
 from monitor import config as config_mod
 from monitor.budget import Budget
 from monitor.config import Config
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import ConfigError
 from monitor.exporter import Exporter
 from monitor.gateway import GatewayClient
 from monitor.logs import SecretScrubber
@@ -39,8 +39,7 @@ from monitor.runner import ProbeRunner, RetryAfterHolds, Sink
 from monitor.scheduler import FIRST_LISTING_WINDOW_S, ProbeScheduler
 from monitor.statelog import StateLog
 from monitor.store import queries
-from monitor.store.db import make_engine, normalize_url, upgrade
-from monitor.store.writer import OUTAGE_ERRORS, ResultWriter
+from monitor.store.startup import Store, open_store
 from monitor.web import WebServer, build_app
 
 log = logging.getLogger("nexomon.daemon")
@@ -83,65 +82,6 @@ def build_runner(
         on_unpriced=exporter.mark_unpriced if exporter else None,
     )
     return runner, clients
-
-
-def spool_dir_for(config: Config) -> Path:
-    """Where the writer spills rows while the database is down: beside the data."""
-    if config.monitor.spool_dir:
-        return Path(config.monitor.spool_dir)
-    url = config.monitor.database_url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        db_file = Path(url.removeprefix("sqlite:///"))
-        return db_file.with_name(db_file.name + ".spool")
-    return Path("nexomon-spool")
-
-
-@dataclass
-class Store:
-    engine: Engine
-    writer: ResultWriter
-
-    def close(self) -> None:
-        self.writer.close()
-        self.engine.dispose()
-
-
-def open_store(
-    config: Config,
-    on_catalog_events: Callable[[list[Any]], None] | None = None,
-    *,
-    wait_for_database: bool = False,
-) -> Store:
-    """Migrate the database and start the writer.
-
-    With ``wait_for_database`` (the daemon) a database server that does not
-    answer at startup is not fatal: the migration is deferred to the
-    writer's first write and rows are spooled until then, so a restart
-    during an outage keeps probing. A local SQLite file that cannot be
-    opened is always an error (nothing will fix it by waiting).
-    """
-    url = config.monitor.database_url
-    prepare: Callable[[], None] | None = None
-    try:
-        upgrade(url)
-    except StoreError as exc:
-        if not (wait_for_database and _server_unreachable(exc, url)):
-            raise
-        log.warning("%s; probing anyway, rows are spooled until the database answers", exc)
-        prepare = lambda: upgrade(url)  # noqa: E731
-    engine = make_engine(url)
-    writer = ResultWriter(engine, spool_dir=spool_dir_for(config), prepare=prepare)
-    if on_catalog_events is not None:
-        writer.on_catalog_events = on_catalog_events
-    writer.start()
-    return Store(engine, writer)
-
-
-def _server_unreachable(exc: StoreError, url: str) -> bool:
-    """Whether a failed upgrade means a database server that is not answering."""
-    return normalize_url(url).get_backend_name() != "sqlite" and isinstance(
-        exc.__cause__, OUTAGE_ERRORS
-    )
 
 
 class Daemon:
