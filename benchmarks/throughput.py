@@ -4,7 +4,8 @@
 
 nexomon: the real daemon (scheduler, runner, SQLite writer thread, exporter,
 HTTP routes, /metrics scraped every 5 s from 2 s on, i.e. the one-off first
-render inside the 6 s warm-up) in this process, pinned to core 0,
+render inside the 6 s warm-up, by a scraper process on the responder's core
+as Prometheus would be) in this process, pinned to core 0,
 probing N chat models every 1 s (rate = N/s) against the nginx static
 responder on core 1. A rate is *sustained* when, after a warm-up, the
 completed probe rate is at least 95 % of the scheduled one, scheduler lag
@@ -23,9 +24,9 @@ import asyncio
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +52,41 @@ WARMUP_S = 6.0  # chat jobs start spread over the first interval
 FIRST_SCRAPE_S = 2.0
 
 
-async def scrape_loop(url: str, every: float, sizes: list[int], first: float) -> None:
-    await asyncio.sleep(first)
-    while True:
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=10).read())
-        sizes.append(len(body))
-        await asyncio.sleep(every)
+# Prometheus scrapes from its own process, so the scraper does too: on the
+# responder's core, where neither its CPU nor its GIL counts against nexomon.
+SCRAPER = """
+import sys, time, urllib.request
+url, every, first = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+time.sleep(first)
+while True:
+    print(len(urllib.request.urlopen(url, timeout=10).read()), flush=True)
+    time.sleep(every)
+"""
+
+
+async def start_scraper(url: str, every: float, first: float) -> asyncio.subprocess.Process:
+    cmd = pinned([sys.executable, "-c", SCRAPER, url, str(every), str(first)], RESPONDER_CORE)
+    return await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+
+
+async def stop_scraper(proc: asyncio.subprocess.Process) -> list[int]:
+    """Stops the scraper; the size of every /metrics body it read."""
+    proc.terminate()
+    out, _ = await proc.communicate()
+    return [int(line) for line in out.split()]
 
 
 async def nexomon_rate(base_url: str, rate: int, seconds: float) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="nexomon-tp-"))
     try:
         cfg = write_config(work, base_url, rate, chat_interval=1.0, models_interval=60.0)
-        sizes: list[int] = []
         async with InProcessDaemon(cfg) as d:
-            scraper = asyncio.create_task(scrape_loop(d.metrics_url, 5.0, sizes, FIRST_SCRAPE_S))
+            scraper = await start_scraper(d.metrics_url, 5.0, FIRST_SCRAPE_S)
             await asyncio.sleep(WARMUP_S)
             t0, c0 = time.monotonic(), time.process_time()
             await asyncio.sleep(seconds)
             t1, c1 = time.monotonic(), time.process_time()
-            scraper.cancel()
+            sizes = await stop_scraper(scraper)
             lags = d.rec.lags_since(t0)
             results = d.rec.outcomes_since(t0, "chat")
             written = d.daemon.store.writer.written_total if d.daemon.store else 0
@@ -89,6 +105,7 @@ async def nexomon_rate(base_url: str, rate: int, seconds: float) -> dict[str, An
         "cpu_pct": round(100 * (c1 - c0) / (t1 - t0)),
         "cpu_ms_per_probe": 1000 * (c1 - c0) / max(1, len(results)),
         "rows_written": written,
+        "scrapes": len(sizes),
         "sustained": done >= 0.95 * rate and p99 < 0.05 and bad == 0,
     }
 
