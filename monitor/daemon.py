@@ -209,7 +209,7 @@ class Daemon:
                 ready=self._ready,
                 status=self._status,
                 metrics_token=self._metrics_token(),
-                render_metrics=self.exporter.render,
+                render_metrics=self.exporter.render_async,
             ),
             monitor_cfg.listen_host,
             monitor_cfg.listen_port,

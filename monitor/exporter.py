@@ -12,35 +12,24 @@ Contracts:
   ``MAX_LABEL_LENGTH`` (model ids come from an untrusted gateway), are left
   out of every metric, counted in ``nexomon_models_over_limit{target}`` and
   logged once per target. A model keeps its slot until ``forget()``.
-- No ``_created`` series. prometheus_client adds one per counter and
-  histogram child; in the 0.0.4 text format they become extra gauge
-  families that double the series count and that nothing here reads.
-  ``disable_created_metrics()`` would switch them off process-wide (a
-  hidden global), so the metrics live in private registries and a small
-  collector on the caller's registry forwards them without ``_created``.
+- No ``_created`` series, and nothing on a global registry: the metrics
+  live in private registries forwarded by ``exporter_collectors.WithoutCreated``.
 - Observing is cheap: the prometheus_client children of a job (target,
   probe, model) and of a (target, model) are looked up once, when first
-  needed, and cached (``_Job``, ``_Model``) until ``forget()``; a result
+  needed, and cached (``monitor.exporter_children``) until ``forget()``; a result
   then costs no ``labels()`` call and no label dict. ``mark_unpriced``
   that changes nothing returns without the lock (the runner calls it for
   every chat result that spent tokens).
 - The scrape: ``render(registry)`` is a drop-in for ``generate_latest``
   (``web.build_app(render_metrics=...)``) with the same samples and values.
-  At 1,000 models there are ~37,000 samples and ``generate_latest`` costs
-  ~10 µs each (label sorting and escaping, float formatting): 0.6-0.8 s a
-  scrape, against a 100 ms target. But values change only when a result
-  arrives, so the per-(target, model) families (every metric with both
-  labels) are rendered incrementally by
+  The per-(target, model) families (every metric with both labels, ~37,000
+  samples at 1,000 models) are rendered incrementally by
   ``monitor.exposition.SeriesExposition``: every change of such a series
-  (observing, creating, removing) marks its (target, model), and a scrape
-  re-renders only marked ones, reading values from the prometheus_client
-  children (still the single source of truth), with prometheus_client's
-  own formatting. The rest of the registry (a few dozen samples) goes
-  through ``generate_latest``. Cost at 1,000 models: ~3 ms plus ~35 µs
-  per (target, model) with a new result since the last scrape (was
-  ~120 µs); the first scrape after series appear renders them in full,
-  once. Memory: ~10 MB at 1,000 models (was ~15.5; tracemalloc, see
-  ``benchmarks/exporter_observe.py``).
+  marks its (target, model), and a scrape re-renders only marked ones
+  (~35 µs each), reading the values from the children. The rest of the
+  registry (a few dozen samples) goes through ``generate_latest``.
+  ``render_async`` is the same on the event loop in ~1 ms slices
+  (``monitor.exporter_render``).
 - A skipped result (no request sent) counts in ``nexomon_probes_total`` and
   moves ``nexomon_probe_last_run_timestamp_seconds`` (the job ran), but
   leaves success, duration, phases and HTTP status at the last real probe.
@@ -53,82 +42,21 @@ Contracts:
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
+from monitor.exporter_children import JobChildren, ModelChildren
 from monitor.exporter_collectors import WithoutCreated, WriterCollector, WriterStats
-from monitor.exporter_metrics import (
-    CATALOG_CHANGES,
-    DURATION_BUCKETS,
-    LAG_BUCKETS,
-    MetricSet,
-)
-from monitor.exporter_slots import DEFAULT_MAX_MODELS, MAX_LABEL_LENGTH, LabelSlots
+from monitor.exporter_metrics import CATALOG_CHANGES, MetricSet
+from monitor.exporter_render import ScrapeRenderer
+from monitor.exporter_slots import LabelSlots
 from monitor.exposition import Children, Key, SeriesExposition
 from monitor.outcome import Outcome
 from monitor.results import PHASE_NAMES, ProbeResult
-
-__all__ = [
-    "CATALOG_CHANGES",
-    "DEFAULT_MAX_MODELS",
-    "DURATION_BUCKETS",
-    "LAG_BUCKETS",
-    "MAX_LABEL_LENGTH",
-    "Exporter",
-    "WriterStats",
-]
-
-
-class _Job:
-    """The children of one job (target, probe, model); None until first needed."""
-
-    __slots__ = ("duration", "http_status", "interval", "last_run", "probes", "success", "values")
-
-    def __init__(self, values: tuple[str, str, str], probes: dict[Outcome, Any]) -> None:
-        self.values = values
-        self.probes = probes  # every outcome, created at 0 with the job
-        self.last_run: Any = None
-        self.success: Any = None
-        self.http_status: Any = None
-        self.duration: Any = None
-        self.interval: Any = None
-
-
-class _Model:
-    """The children of one (target, model) and of its jobs; None until first needed."""
-
-    __slots__ = (
-        "cost",
-        "jobs",
-        "listed",
-        "phases",
-        "retry_after",
-        "rl_limit",
-        "rl_remaining",
-        "tokens",
-        "unpriced",
-        "unpriced_value",
-        "values",
-    )
-
-    def __init__(self, values: tuple[str, str]) -> None:
-        self.values = values
-        self.jobs: dict[str, _Job] = {}
-        self.phases: dict[tuple[str, str], Any] = {}  # (probe, phase) -> child
-        self.tokens: tuple[Any, Any] | None = None  # (input, output)
-        self.cost: Any = None
-        self.rl_limit: Any = None
-        self.rl_remaining: Any = None
-        self.retry_after: Any = None
-        self.listed: Any = None
-        self.unpriced: Any = None
-        self.unpriced_value: bool | None = None
 
 
 class Exporter(MetricSet):
@@ -155,6 +83,9 @@ class Exporter(MetricSet):
         self._collector = WithoutCreated(cached, inner)
 
         self._writer = WriterCollector()
+        self._renderer = ScrapeRenderer(
+            self._exposition, self._children_of, registry, self._collector
+        )
         registry.register(self._collector)
         registry.register(self._writer)
 
@@ -165,7 +96,7 @@ class Exporter(MetricSet):
         # for forget() and the exposition.
         self._series: dict[Key, dict[tuple[MetricWrapperBase, tuple[str, ...]], Any]] = {}
         # (target, model) -> its cached children; only for admitted, non-delisted models.
-        self._models: dict[Key, _Model] = {}
+        self._models: dict[Key, ModelChildren] = {}
 
     # -- label bookkeeping and the child cache ---------------------------------
 
@@ -193,17 +124,17 @@ class Exporter(MetricSet):
         self._exposition.mark(key, structural=True)
         return child
 
-    def _model(self, target: str, model: str) -> _Model | None:
+    def _model(self, target: str, model: str) -> ModelChildren | None:
         """The cache of an admitted (target, model), made on first use; None if refused."""
         key = (target, model)
         state = self._models.get(key)
         if state is None:
             if not self._slots.admit(target, model):
                 return None
-            state = self._models[key] = _Model(key)
+            state = self._models[key] = ModelChildren(key)
         return state
 
-    def _job(self, target: str, probe: str, model: str) -> _Job | None:
+    def _job(self, target: str, probe: str, model: str) -> JobChildren | None:
         """The cache of a job, made (every outcome created at 0) on first use.
 
         A counter series that first appears at 1 hides that first probe from
@@ -217,7 +148,7 @@ class Exporter(MetricSet):
         if job is None:
             key, values = state.values, (target, probe, model)
             probes = {o: self._child(self.probes, key, (*values, o.value)) for o in Outcome}
-            job = state.jobs[probe] = _Job(values, probes)
+            job = state.jobs[probe] = JobChildren(values, probes)
         return job
 
     # -- probe results ----------------------------------------------------
@@ -269,13 +200,15 @@ class Exporter(MetricSet):
         if r.model_ids is not None:
             self._observe_catalog(r.target, r.model_ids)
 
-    def _set(self, holder: _Job | _Model, attr: str, metric: MetricWrapperBase, key: Key) -> Any:
+    def _set(
+        self, holder: JobChildren | ModelChildren, attr: str, metric: MetricWrapperBase, key: Key
+    ) -> Any:
         """Create ``holder``'s child of ``metric`` (a cache miss) and cache it as ``attr``."""
         child = self._child(metric, key, holder.values)
         setattr(holder, attr, child)
         return child
 
-    def _observe_usage(self, r: ProbeResult, state: _Model) -> None:
+    def _observe_usage(self, r: ProbeResult, state: ModelChildren) -> None:
         key = state.values
         for i, count in enumerate((r.prompt_tokens, r.completion_tokens)):
             if count is not None and count >= 0:
@@ -396,24 +329,6 @@ class Exporter(MetricSet):
             self._slots.drop(target)
             self._listed.pop(target, None)
 
-    def observe_lag(self, seconds: float) -> None:
-        """Record how late a job started (an early start counts as 0)."""
-        self.lag.observe(max(0.0, seconds))
-
-    def misfire(self) -> None:
-        self.misfires.inc()
-
-    def probe_error(self) -> None:
-        self.errors.inc()
-
-    def set_budget(self, spent_usd: Decimal | float, limit_usd: Decimal | float | None) -> None:
-        """Today's probe spend and cap; no cap is exported as +Inf."""
-        self.budget_spent.set(float(spent_usd))
-        self.budget_limit.set(math.inf if limit_usd is None else float(limit_usd))
-
-    def set_reload_ok(self, ok: bool) -> None:
-        self.reload_ok.set(1 if ok else 0)
-
     def bind_writer(self, stats: Callable[[], WriterStats]) -> None:
         """Export the writer's health; ``stats()`` is called at every scrape."""
         self._writer.stats = stats
@@ -421,19 +336,12 @@ class Exporter(MetricSet):
     # -- the scrape's fast path ---------------------------------------------
 
     def render(self, registry: CollectorRegistry) -> bytes:
-        """``generate_latest(registry)``, fast: the same samples and values.
+        """``generate_latest(registry)``, fast (see monitor.exporter_render)."""
+        return self._renderer.render(registry)
 
-        The per-model families come from the incremental exposition, the rest
-        of ``registry`` (anything else registered on it included) from
-        ``generate_latest``. For a registry this exporter is not registered
-        on, it is plain ``generate_latest``.
-        """
-        if registry is not self._registry:
-            return generate_latest(registry)
-        per_model = self._exposition.render(self._children_of)
-        with self._collector.without_cached():
-            rest = generate_latest(registry)
-        return per_model + rest
+    async def render_async(self, registry: CollectorRegistry) -> bytes:
+        """``render`` in slices on the event loop (the daemon's /metrics)."""
+        return await self._renderer.render_async(registry)
 
     def _children_of(self, keys: set[Key]) -> Children:
         with self._lock:

@@ -1,7 +1,11 @@
 """The exporter's two collectors: forwarding without ``_created``, and the writer's stats.
 
-Split out of ``monitor.exporter`` (see its docstring for why ``_created``
-series are dropped and why the metrics live on private registries).
+Why no ``_created``: prometheus_client adds one per counter and histogram
+child; in the 0.0.4 text format they become extra gauge families that double
+the series count and that nothing here reads. ``disable_created_metrics()``
+would switch them off process-wide (a hidden global), so the exporter's
+metrics live in private registries and ``WithoutCreated`` on the caller's
+registry forwards them without ``_created``.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 ``MetricSet`` creates every nexomon metric (names, help, types, label sets
 are contracts: see DESIGN.md and monitor.exporter's docstring) on the
 registry it is given and remembers each metric's label names in order.
-``Exporter`` is a MetricSet that also feeds and renders them.
+It also sets the process-wide (unlabelled) ones; ``Exporter`` is a
+MetricSet that also feeds and renders the rest.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
@@ -130,3 +132,23 @@ class MetricSet:
         self.budget_limit.set(math.inf)
         self.reload_ok.set(1)
         self.build_info.labels(version=version).set(1)
+
+    # -- the process-wide metrics (no labels) -------------------------------
+
+    def observe_lag(self, seconds: float) -> None:
+        """Record how late a job started (an early start counts as 0)."""
+        self.lag.observe(max(0.0, seconds))
+
+    def misfire(self) -> None:
+        self.misfires.inc()
+
+    def probe_error(self) -> None:
+        self.errors.inc()
+
+    def set_budget(self, spent_usd: Decimal | float, limit_usd: Decimal | float | None) -> None:
+        """Today's probe spend and cap; no cap is exported as +Inf."""
+        self.budget_spent.set(float(spent_usd))
+        self.budget_limit.set(math.inf if limit_usd is None else float(limit_usd))
+
+    def set_reload_ok(self, ok: bool) -> None:
+        self.reload_ok.set(1 if ok else 0)

@@ -3,8 +3,10 @@
 Contracts:
 
 - ``/metrics``: Prometheus text format 0.0.4 from the given registry, rendered
-  by ``render_metrics`` (default ``generate_latest``; the daemon passes
-  ``Exporter.render``, the same samples and values, incrementally). With a
+  by ``render_metrics`` (default ``generate_latest``, in a worker thread; a
+  coroutine function is awaited on the loop instead: the daemon passes
+  ``Exporter.render_async``, the same samples and values, incrementally
+  and in slices). With a
   ``metrics_token`` the request must carry ``Authorization: Bearer <token>``
   (compared in constant time), else 401 with ``WWW-Authenticate: Bearer``.
 - ``/healthz``: 200 ``ok`` while the process serves HTTP at all.
@@ -27,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import inspect
 import json
 import logging
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -86,16 +89,20 @@ def build_app(
     ready: Callable[[], tuple[bool, str]],
     status: Callable[[], dict[str, Any]],
     metrics_token: str | None,
-    render_metrics: Callable[[CollectorRegistry], bytes] = generate_latest,
+    render_metrics: Callable[[CollectorRegistry], bytes | Awaitable[bytes]] = generate_latest,
 ) -> Starlette:
     """The ASGI app of nexomon's HTTP routes (see the module docstring)."""
+    render_on_loop = inspect.iscoroutinefunction(render_metrics)
 
     async def metrics(request: Request) -> Response:
         if metrics_token and not _bearer_ok(request, metrics_token):
             return PlainTextResponse(
                 "unauthorized\n", status_code=401, headers={"WWW-Authenticate": "Bearer"}
             )
-        body = await run_in_threadpool(render_metrics, registry)
+        if render_on_loop:
+            body = await render_metrics(registry)  # type: ignore[misc]
+        else:
+            body = await run_in_threadpool(render_metrics, registry)
         return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     async def healthz(request: Request) -> Response:

@@ -14,7 +14,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from testutil import need_binary
 
-from monitor.exporter import DURATION_BUCKETS, MAX_LABEL_LENGTH, Exporter
+from monitor.exporter import Exporter
+from monitor.exporter_metrics import DURATION_BUCKETS
+from monitor.exporter_slots import MAX_LABEL_LENGTH
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 

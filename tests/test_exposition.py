@@ -20,7 +20,9 @@ from prometheus_client.utils import floatToGoString
 from test_exporter import STARTED, Stats, result
 from testutil import need_binary
 
-from monitor.exporter import DURATION_BUCKETS, MAX_LABEL_LENGTH, Exporter
+from monitor.exporter import Exporter
+from monitor.exporter_metrics import DURATION_BUCKETS
+from monitor.exporter_slots import MAX_LABEL_LENGTH
 from monitor.exposition import SeriesExposition, go_string, lines_per_series, values_of
 from monitor.outcome import Outcome
 from monitor.results import Phases
