@@ -15,8 +15,9 @@ In a worker thread that thread takes the GIL every switch interval, so the
 loop ran at about half speed for the whole render and due probes started up
 to ~45 ms late (lag p99, benchmarks/throughput.py); in slices the loop runs
 its ready callbacks between two slices, and a scrape delays them by about
-one slice. The scrape itself takes longer in wall time on a busy loop
-(well inside Prometheus' scrape timeout).
+one slice. The scrape itself takes longer in wall time on a busy loop, but
+keeps at least ``RENDER_MIN_SHARE`` of it, so an overloaded loop cannot
+starve it past Prometheus' scrape timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from monitor.exporter_collectors import WithoutCreated
 from monitor.exposition import Children, Key, SeriesExposition
 
 RENDER_SLICE_S = 0.001  # a stepped scrape's work between two turns of the loop
+# The least share of the wall time a stepped scrape keeps, however busy the
+# loop: at most ~10x its work in wall time (Prometheus' timeout is 10 s).
+RENDER_MIN_SHARE = 0.1
 
 
 class ScrapeRenderer:
@@ -57,7 +61,9 @@ class ScrapeRenderer:
         if registry is not self._registry:
             return generate_latest(registry)
         async with self._turn:
-            steps = self._exposition.render_steps(self._children_of, slice_s=RENDER_SLICE_S)
+            steps = self._exposition.render_steps(
+                self._children_of, slice_s=RENDER_SLICE_S, min_share=RENDER_MIN_SHARE
+            )
             for text in steps:
                 if text is not None:
                     return text + self._rest(registry)

@@ -204,19 +204,40 @@ class SeriesExposition:
         raise AssertionError("render_steps ended without the text")  # pragma: no cover
 
     def render_steps(
-        self, children_of: Callable[[set[Key]], Children], *, slice_s: float | None
+        self,
+        children_of: Callable[[set[Key]], Children],
+        *,
+        slice_s: float | None,
+        min_share: float = 0.0,
     ) -> Iterator[bytes | None]:
         """``render`` in steps: yields None after each ~``slice_s`` seconds of
         work, then the text (last). ``slice_s=None``: no intermediate steps.
 
         For rendering on the event loop between other callbacks (see
-        ``Exporter.render_async``): a scrape of 2,400 fresh models is ~100 ms
-        of CPU, which in one piece, or in a thread taking the GIL every
-        switch interval, delays due probes by tens of ms. The render lock is
-        held from the first step to the last: on one thread, drive one
+        ``monitor.exporter_render``): a scrape of 2,400 fresh models is
+        ~100 ms of CPU, which in one piece, or in a thread taking the GIL
+        every switch interval, delays due probes by tens of ms. A step does
+        not end while the render has worked less than ``min_share`` of the
+        time since it began, so an overloaded loop cannot starve a scrape
+        (it then takes at most ~1/min_share times its work). The render lock
+        is held from the first step to the last: on one thread, drive one
         generator at a time (the caller serialises).
         """
         clock = time.perf_counter
+        began = resumed = clock()
+        worked = 0.0
+
+        def step_over() -> bool:
+            """Whether to yield now: a slice worked and the share is kept."""
+            nonlocal worked, resumed
+            now = clock()
+            if slice_s is None or now - resumed < slice_s:
+                return False
+            if worked + (now - resumed) < min_share * (now - began):
+                return False  # behind its share: keep working
+            worked += now - resumed
+            return True
+
         with self._render_lock:
             dirty = self._take_dirty()
             if dirty:
@@ -224,22 +245,22 @@ class SeriesExposition:
                 changed = {
                     key for key, structural in dirty.items() if structural or key not in plans
                 }
-                deadline = math.inf if slice_s is None else clock() + slice_s
                 for key in dirty.keys() - changed:
                     self._fill(key, plans[key])
-                    if clock() >= deadline:
+                    if step_over():
                         yield None
-                        deadline = clock() + slice_s  # type: ignore[operator]
+                        resumed = clock()
                 # Keys whose series changed, a batch at a time: the first render of
                 # 1,000 new models would otherwise hold all their samples, the whole
                 # generate_latest text and its lines at once (a peak RSS keeps).
-                # A batch is one step when slicing (~0.4 ms a key, so a small one).
+                # When slicing, small batches (~0.4 ms a key) checked like keys above.
                 ordered = list(changed)
                 batch = _REPLAN_BATCH if slice_s is None else _REPLAN_SLICE
                 for i in range(0, len(ordered), batch):
                     self._replan_batch(set(ordered[i : i + batch]), children_of)
-                    if slice_s is not None:
+                    if step_over():
                         yield None
+                        resumed = clock()
             out: list[bytes] = []
             for metric in self._metrics:
                 out.append(self._headers[metric])

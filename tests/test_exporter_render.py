@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import httpx
 import pytest
@@ -54,7 +55,10 @@ async def render_counting_turns(
     return text, turns - start
 
 
-async def test_stepped_render_matches_generate_latest_and_lets_the_loop_run() -> None:
+async def test_stepped_render_matches_generate_latest_and_lets_the_loop_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("monitor.exporter_render.RENDER_SLICE_S", 0.0)  # a step per batch
     exporter, registry = loaded_exporter()
     # First scrape: every series is new (re-planned 4 models per step).
     text, turns = await render_counting_turns(exporter, registry)
@@ -80,6 +84,28 @@ def test_render_steps_yield_between_filled_keys() -> None:
     assert families(steps[-1] + exporter._renderer._rest(registry)) == families(
         generate_latest(registry)
     )
+
+
+def test_a_busy_loop_cannot_starve_a_stepped_render() -> None:
+    # Between steps the "loop" runs 5 ms of other work. Without a share, the
+    # render steps after every key; with min_share=0.5 it works on until it
+    # has had half of the time since it began, so it needs far fewer steps.
+    def steps_taken(min_share: float) -> int:
+        exporter, registry = loaded_exporter()
+        exporter.render(registry)
+        for i in range(MODELS):
+            exporter.observe(result(model=f"m{i}", duration_s=4.0))
+        steps = 0
+        for text in exporter._exposition.render_steps(
+            exporter._children_of, slice_s=0.0, min_share=min_share
+        ):
+            if text is None:
+                steps += 1
+                time.sleep(0.005)  # the busy loop's other callbacks
+        return steps
+
+    assert steps_taken(0.0) == MODELS
+    assert steps_taken(0.5) < MODELS // 4
 
 
 async def test_results_arriving_mid_scrape_are_in_the_next_one(
