@@ -9,7 +9,8 @@ as Prometheus would be) in this process, pinned to core 0,
 probing N chat models every 1 s (rate = N/s) against the nginx static
 responder on core 1. A rate is *sustained* when, after a warm-up, the
 completed probe rate is at least 95 % of the scheduled one, scheduler lag
-p99 is under 50 ms and every probe is ``ok``. Rates are tried in order;
+p99 is under 50 ms, every probe is ``ok`` and every scrape answered within
+Prometheus' default 10 s timeout. Rates are tried in order;
 the first rate that is not sustained stops the ramp.
 
 blackbox_exporter: pinned to core 0 (GOMAXPROCS=1), the POST chat module of
@@ -59,7 +60,10 @@ import sys, time, urllib.request
 url, every, first = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 time.sleep(first)
 while True:
-    print(len(urllib.request.urlopen(url, timeout=10).read()), flush=True)
+    try:  # Prometheus' default scrape timeout; -1: a failed scrape
+        print(len(urllib.request.urlopen(url, timeout=10).read()), flush=True)
+    except OSError:
+        print(-1, flush=True)
     time.sleep(every)
 """
 
@@ -70,8 +74,9 @@ async def start_scraper(url: str, every: float, first: float) -> asyncio.subproc
 
 
 async def stop_scraper(proc: asyncio.subprocess.Process) -> list[int]:
-    """Stops the scraper; the size of every /metrics body it read."""
-    proc.terminate()
+    """Stops the scraper; the size of every /metrics body it read (-1: failed)."""
+    if proc.returncode is None:
+        proc.terminate()
     out, _ = await proc.communicate()
     return [int(line) for line in out.split()]
 
@@ -105,8 +110,9 @@ async def nexomon_rate(base_url: str, rate: int, seconds: float) -> dict[str, An
         "cpu_pct": round(100 * (c1 - c0) / (t1 - t0)),
         "cpu_ms_per_probe": 1000 * (c1 - c0) / max(1, len(results)),
         "rows_written": written,
-        "scrapes": len(sizes),
-        "sustained": done >= 0.95 * rate and p99 < 0.05 and bad == 0,
+        "scrapes": sum(1 for size in sizes if size > 0),
+        "scrape_fails": sum(1 for size in sizes if size < 0),
+        "sustained": done >= 0.95 * rate and p99 < 0.05 and bad == 0 and min(sizes, default=0) > 0,
     }
 
 
