@@ -31,18 +31,10 @@ Contracts:
 - The prometheus_client metric objects stay the single source of truth:
   values are read from the children at render time, never copied at
   observe time.
-- Byte-for-byte prometheus_client's formatting: the first time a series is
-  rendered, its lines come from ``generate_latest`` itself (so escaping,
-  label order and float formatting are the library's); later renders keep
-  each line's ``name{labels} `` prefix (in the template; a prefix never
-  changes for a series) and append ``floatToGoString(value)``
-  (``go_string`` is that function, memoised for integral values).
-  ``values_of`` reads a child's values in ``_child_samples()`` order,
-  ``_created`` left out, without taking the values' locks (reading a
-  float attribute is atomic; the lock only guards read-modify-write). Both
-  lean on prometheus_client internals (``_value``, ``_buckets``, ``_sum``,
-  ``_upper_bounds``) and are pinned by tests against the library's own
-  samples and ``generate_latest``.
+- Byte-for-byte prometheus_client's formatting: a series' first lines come
+  from ``generate_latest`` itself; later renders keep each line's
+  ``name{labels} `` prefix and append the value as the library formats it
+  (``monitor.exposition_values``).
 - No ``_created`` samples (see ``monitor.exporter``).
 - ``render`` is safe to call from several threads (scrapes serialise on a
   lock); ``render_steps`` drives the same work in slices, for the event
@@ -55,17 +47,23 @@ Contracts:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
-from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
+
+from monitor.exposition_values import (
+    GO_MEMO,
+    go_string,
+    lines_per_series,
+    samples_of,
+    text_of,
+    values_of,
+)
 
 Key = tuple[str, str]  # (target, model)
 SeriesId = tuple[MetricWrapperBase, tuple[str, ...]]  # (metric, label values)
@@ -74,69 +72,6 @@ Children = Mapping[Key, Sequence[tuple[SeriesId, Any]]]
 
 _REPLAN_BATCH = 100  # keys per first render (see ``render``)
 _REPLAN_SLICE = 4  # the same when rendering in steps of ~1 ms (``render_steps``)
-_GO_MEMO_MAX = 4096  # integral values seen: counts, status codes, token totals
-# Non-zero integral value -> its text. Never a zero: 0.0 == -0.0, but they
-# format differently, so a lookup must not find one for the other.
-_go_memo: dict[float, str] = {}
-_ZERO, _NEG_ZERO = floatToGoString(0.0), floatToGoString(-0.0)
-
-
-def go_string(value: float) -> str:
-    """``floatToGoString(value)``, memoised for non-zero integral values.
-
-    ``_go_memo.get(value) or go_string(value)`` is the same, one call
-    cheaper on a hit.
-    """
-    text = _go_memo.get(value)
-    if text is not None:
-        return text
-    if not value:
-        return _NEG_ZERO if math.copysign(1.0, value) < 0 else _ZERO
-    text = floatToGoString(value)
-    if type(value) is float and value.is_integer() and len(_go_memo) < _GO_MEMO_MAX:
-        _go_memo[value] = text
-    return text
-
-
-def values_of(child: Any) -> list[float]:
-    """A child's sample values in ``_child_samples()`` order, without ``_created``."""
-    if type(child) is Histogram:
-        values: list[float] = []
-        acc = 0.0
-        for bucket in child._buckets:
-            acc += bucket._value
-            values.append(acc)
-        values.append(acc)  # _count
-        if child._upper_bounds[0] >= 0:
-            values.append(child._sum._value)
-        return values
-    return [child._value._value]  # Gauge, Counter: one sample
-
-
-def lines_per_series(metric: MetricWrapperBase) -> int:
-    """How many sample lines each series of ``metric`` has (``values_of``'s length)."""
-    if type(metric) is Histogram:
-        return len(metric._upper_bounds) + 1 + (metric._upper_bounds[0] >= 0)
-    return 1
-
-
-class _Families:
-    """The smallest thing ``generate_latest`` accepts: a ``collect()``."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self._families = list(families)
-
-    def collect(self) -> list[Metric]:
-        return self._families
-
-
-def _text(families: Iterable[Metric]) -> bytes:
-    return generate_latest(_Families(families))  # type: ignore[arg-type]
-
-
-def _samples(child: Any) -> list[Sample]:
-    """A child's samples without ``_created``; names are suffixes (``_total``, ``_bucket``)."""
-    return [s for s in child._samples() if s.name != "_created"]
 
 
 class SeriesExposition:
@@ -161,7 +96,7 @@ class SeriesExposition:
         self._per = {m: lines_per_series(m) for m in self._metrics}
         # The describe() family (name, help, type) of each metric, and its header lines.
         self._desc = {m: m.describe()[0] for m in self._metrics}
-        self._headers = {m: _text([self._empty(m)]) for m in self._metrics}
+        self._headers = {m: text_of([self._empty(m)]) for m in self._metrics}
         self._dirty: dict[Key, bool] = {}  # key -> a series of it appeared or went
         self._dirty_lock = threading.Lock()
         self._render_lock = threading.Lock()
@@ -282,7 +217,7 @@ class SeriesExposition:
 
     def _fill(self, key: Key, chunks: Iterable[_Chunk]) -> None:
         """Render chunks of ``key``: each template filled with its children's values."""
-        memo, go, per, out = _go_memo.get, go_string, self._per, self._chunks
+        memo, go, per, out = GO_MEMO.get, go_string, self._per, self._chunks
         for metric, template, children in chunks:
             if per[metric] == 1:  # Gauge or Counter children: one sample each
                 values = [child._value._value for child in children]
@@ -354,14 +289,14 @@ class SeriesExposition:
             if family is None:
                 family = families[metric] = self._empty(metric)
             labels = dict(zip(self._labelnames[metric], values, strict=True))
-            samples = _samples(child)
+            samples = samples_of(child)
             for s in samples:
                 family.add_sample(family.name + s.name, {**labels, **s.labels}, s.value)
             counts.append(((metric, values), len(samples)))
         # split("\n"), not splitlines(): a label value may hold other line breaks
         # (\x1c, \u2028...) that the format leaves unescaped. A sample line starts
         # with its metric name, never with "#".
-        text = _text(families.values()).decode("utf-8")
+        text = text_of(families.values()).decode("utf-8")
         lines = (
             line[: line.rindex(" ") + 1].replace("%", "%%") + "%s\n"
             for line in text.split("\n")[:-1]
