@@ -13,13 +13,10 @@ Contract:
   otherwise never time out.
 * The body is read streaming and capped; the connection is closed as soon
   as the cap is passed.
-* The default transport is monitor.http11.Http11Transport (httpx's API over
-  a lean asyncio + httptools HTTP/1.1 client, chosen by measurement:
-  httpcore's per-request pool scan grew with concurrency and its queueing
-  showed up as latency; aiohttp's request path cost ~260 µs of CPU per
-  exchange, this one ~150 µs with GatewayClient's own work included, see
-  benchmarks/transport_cpu.py). Behind an environment proxy it hands the
-  request to monitor.transport.AiohttpTransport.
+* The default transport is monitor.http11.Http11Transport, httpx's API over
+  a lean HTTP/1.1 client chosen by measurement (benchmarks/transport_cpu.py,
+  README "Design notes"); behind an environment proxy it hands the request
+  to monitor.transport.AiohttpTransport. The Exchange is monitor.exchange's.
 * Timings come from the transport's trace events (see monitor.timing): time
   spent queueing for a free pooled connection is not gateway latency.
 * The API key goes only into the Authorization header. It is removed from
@@ -31,8 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,94 +37,31 @@ from typing import Any
 import httpx
 
 from monitor import __version__
-from monitor.headers import REDACTED, GatewayHeaders, one_line
+from monitor.exchange import (
+    FAILURE_CONNECTION,
+    FAILURE_DECODING,
+    FAILURE_TIMEOUT,
+    FAILURE_TOO_LARGE,
+    Exchange,
+    connection_detail,
+)
+from monitor.headers import REDACTED, GatewayHeaders, one_line, read_headers
 from monitor.http11 import Http11Transport
 from monitor.results import Phases
 from monitor.timing import BODY_END, HEADERS, SENT, PhaseClock
 
 USER_AGENT = f"nexomon/{__version__}"
 
-FAILURE_TIMEOUT = "timeout"
-FAILURE_CONNECTION = "connection"
-FAILURE_TOO_LARGE = "too_large"
-FAILURE_DECODING = "decoding"
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One request and whatever came back, parsed; the input of classify().
-
-    ``status`` is None when no response headers arrived. ``body`` is the
-    parsed JSON (None when there was no body or it was not JSON, then
-    ``parse_error`` says why). ``failure`` is the transport failure kind or
-    None; ``failure_detail`` is a short, redacted, single line.
-    ``duration_s`` is gateway latency, from connect start (or request-headers
-    start on a reused connection) to the body end, without pool wait; None
-    when the request never got a connection.
-    """
-
-    method: str
-    path: str
-    started_at: datetime
-    status: int | None
-    body: Any = None
-    parse_error: str | None = None
-    failure: str | None = None
-    failure_detail: str | None = None
-    request_id: str | None = None
-    ratelimit_limit: int | None = None
-    ratelimit_remaining: int | None = None
-    retry_after_s: float | None = None
-    phases: Phases = field(default_factory=Phases)
-    duration_s: float | None = None
-    body_bytes: int = 0
-    content_type: str | None = None
-
-    @property
-    def ok_status(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
 
 class _TooLarge(Exception):
     """The body passed the cap; internal, becomes failure "too_large"."""
-
-
-# The only response headers nexomon reads (GatewayHeaders, body handling).
-_READ_HEADERS = frozenset(
-    {
-        b"content-type",
-        b"content-length",
-        b"content-encoding",
-        b"x-request-id",
-        b"x-ratelimit-limit",
-        b"x-ratelimit-remaining",
-        b"retry-after",
-    }
-)
-
-
-def _read_headers(headers: httpx.Headers) -> dict[str, str]:
-    """The headers nexomon reads, lower-cased, in one pass over the raw list.
-
-    httpx.Headers looks a name up by scanning and lower-casing every header
-    on each access; the half-dozen lookups per answer profiled at ~10 µs.
-    Repeated headers are joined with ", " as ``httpx.Headers.get`` does.
-    """
-    wanted: dict[str, str] = {}
-    encoding = headers.encoding
-    for raw_key, raw_value in headers.raw:
-        key = raw_key.lower()
-        if key in _READ_HEADERS:
-            name, value = key.decode("ascii"), raw_value.decode(encoding)
-            wanted[name] = f"{wanted[name]}, {value}" if name in wanted else value
-    return wanted
 
 
 @dataclass(slots=True)
 class _Received:
     """What arrived before the exchange ended, however it ended.
 
-    ``headers`` holds only the headers nexomon reads (see _read_headers).
+    ``headers`` holds only the headers nexomon reads (see headers.read_headers).
     """
 
     status: int | None = None
@@ -263,7 +195,7 @@ class GatewayClient:
             detail = f"cannot decode the body: {exc}"
         except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             failure = FAILURE_CONNECTION
-            detail = self._connection_detail(exc, clock)
+            detail = connection_detail(exc, clock, self._host)
         stop = time.perf_counter()
         phases, duration = clock.phases(stop)
         return self._build(method, path, started_at, got, failure, detail, phases, duration)
@@ -276,7 +208,7 @@ class GatewayClient:
         response = await self._transport.handle_async_request(request)
         try:
             clock.mark(HEADERS)
-            got.status, got.headers = response.status_code, _read_headers(response.headers)
+            got.status, got.headers = response.status_code, read_headers(response.headers)
             if "set-cookie" in response.headers:
                 self._cookies.extract_cookies(response)
                 self._has_cookies = True
@@ -387,26 +319,3 @@ class GatewayClient:
             if content_type is None or "json" not in content_type:
                 return None, f"body is not JSON ({content_type or 'no content-type'})"
             return None, one_line(f"malformed JSON: {exc}", 160)
-
-    def _connection_detail(self, exc: BaseException, clock: PhaseClock) -> str:
-        """A short wording of a transport failure, from the exception chain."""
-        host = self._host
-        chain: list[BaseException] = []
-        seen: BaseException | None = exc
-        while seen is not None and len(chain) < 10:
-            chain.append(seen)
-            seen = seen.__cause__ or seen.__context__
-        for cause in chain:
-            if isinstance(cause, socket.gaierror):
-                return f"DNS lookup failed for {host}: {cause.strerror or cause}"
-            if isinstance(cause, ssl.SSLError):
-                return f"TLS handshake failed: {cause.reason or cause}"
-            if isinstance(cause, ConnectionRefusedError):
-                return "connection refused"
-            if isinstance(cause, ConnectionResetError):
-                return f"connection reset by peer {clock.stage()}"
-        if clock.has("start_tls.started") and not clock.has("start_tls.complete"):
-            return f"TLS handshake failed: {exc}"
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-            return f"{exc or 'connection closed'} {clock.stage()}"
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
