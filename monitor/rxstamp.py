@@ -21,9 +21,10 @@ Contract:
   bytes really went out, which can be a loop turn after the request was
   handed to the transport.
 * Conversion (``to_perf_counter``): the stamp's age on CLOCK_REALTIME is
-  taken off a perf_counter reading made back to back with the realtime
-  one, so it is exact up to the two clock reads (well under a
-  microsecond) and a realtime slew over the stamp's age; a stamp that would
+  taken off a perf_counter reading bracketed by two realtime reads (read
+  again when the bracket shows a preemption), so it is exact up to the
+  clock reads (well under a microsecond) and a realtime slew over the
+  stamp's age; a stamp that would
   lie in the future (a clock step) is clamped to now. So a converted stamp
   is never after the read that returned it.
 * ``SocketRegistry`` is a socket factory for aiohttp's ``TCPConnector``
@@ -62,10 +63,21 @@ _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE")
 _SENDS_KEPT = 4
 
 
+_BRACKET_NS = 20_000  # two realtime reads around perf_counter this close: not preempted
+
+
 def to_perf_counter(realtime_ns: int) -> float:
     """A CLOCK_REALTIME time (ns since the epoch) as a perf_counter time, at most now."""
-    perf = time.perf_counter()
-    age_ns = time.time_ns() - realtime_ns  # read back to back with perf
+    # perf_counter bracketed by two realtime reads: a thread preempted between
+    # them (a loaded machine) would make the stamp look that much older, so a
+    # wide bracket is read again (three tries; the last one is used).
+    for _ in range(3):
+        before = time.time_ns()
+        perf = time.perf_counter()
+        after = time.time_ns()
+        if after - before < _BRACKET_NS:
+            break
+    age_ns = (before + after) // 2 - realtime_ns
     return perf - age_ns * 1e-9 if age_ns > 0 else perf
 
 
