@@ -1,11 +1,11 @@
-"""Run a benchmark with GatewayClient's previous default transport (httpx's httpcore pool).
+"""Run a benchmark with httpx's own transport (the httpcore pool) under GatewayClient.
 
     python benchmarks/with_httpcore.py benchmarks/latency.py --probes 500
 
-The "before" rows of the transport comparison in the README's Performance
-section: the same script, in the same session, with
+The "before" rows of the first transport comparison (benchmarks/README.md,
+session 2): the same script, in the same session, with
 ``httpx.AsyncHTTPTransport`` (max_connections 100, keep-alive 100) in place
-of monitor.transport.AiohttpTransport.
+of the default monitor.http11.Http11Transport.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def httpcore_transport(*, max_connections: int, trust_env: bool) -> httpx.AsyncH
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    monitor.gateway.AiohttpTransport = httpcore_transport  # type: ignore[assignment,misc]
+    monitor.gateway.Http11Transport = httpcore_transport  # type: ignore[assignment,misc]
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path.insert(0, script.rsplit("/", 1)[0] if "/" in script else ".")

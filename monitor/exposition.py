@@ -47,6 +47,7 @@ Contracts:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -144,6 +145,7 @@ class SeriesExposition:
         *,
         slice_s: float | None,
         min_share: float = 0.0,
+        ramp_s: float = math.inf,
     ) -> Iterator[bytes | None]:
         """``render`` in steps: yields None after each ~``slice_s`` seconds of
         work, then the text (last). ``slice_s=None``: no intermediate steps.
@@ -152,9 +154,11 @@ class SeriesExposition:
         ``monitor.exporter_render``): a scrape of 2,400 fresh models is
         ~100 ms of CPU, which in one piece, or in a thread taking the GIL
         every switch interval, delays due probes by tens of ms. A step does
-        not end while the render has worked less than ``min_share`` of the
-        time since it began, so an overloaded loop cannot starve a scrape
-        (it then takes at most ~1/min_share times its work). The render lock
+        not end while the render has worked less than its share of the time
+        since it began: ``min_share``, rising to all of it over ``ramp_s``
+        (age / ramp_s), so an overloaded loop cannot starve a scrape: one of
+        W seconds of work ends within ~min(W / min_share, sqrt(W * ramp_s)).
+        The render lock
         is held from the first step to the last: on one thread, drive one
         generator at a time (the caller serialises).
         """
@@ -168,7 +172,8 @@ class SeriesExposition:
             now = clock()
             if slice_s is None or now - resumed < slice_s:
                 return False
-            if worked + (now - resumed) < min_share * (now - began):
+            age = now - began
+            if worked + (now - resumed) < max(min_share, age / ramp_s) * age:
                 return False  # behind its share: keep working
             worked += now - resumed
             return True

@@ -88,24 +88,25 @@ def test_render_steps_yield_between_filled_keys() -> None:
 
 def test_a_busy_loop_cannot_starve_a_stepped_render() -> None:
     # Between steps the "loop" runs 5 ms of other work. Without a share, the
-    # render steps after every key; with min_share=0.5 it works on until it
-    # has had half of the time since it began, so it needs far fewer steps.
-    def steps_taken(min_share: float) -> int:
+    # render steps after every key; with a share it works on until it has had
+    # that share of the time since it began, so it needs far fewer steps.
+    def steps_taken(**share: float) -> int:
         exporter, registry = loaded_exporter()
         exporter.render(registry)
         for i in range(MODELS):
             exporter.observe(result(model=f"m{i}", duration_s=4.0))
         steps = 0
-        for text in exporter._exposition.render_steps(
-            exporter._children_of, slice_s=0.0, min_share=min_share
-        ):
+        for text in exporter._exposition.render_steps(exporter._children_of, slice_s=0.0, **share):
             if text is None:
                 steps += 1
                 time.sleep(0.005)  # the busy loop's other callbacks
         return steps
 
-    assert steps_taken(0.0) == MODELS
-    assert steps_taken(0.5) < MODELS // 4
+    assert steps_taken() == MODELS
+    assert steps_taken(min_share=0.5) < MODELS // 4
+    # The share rises with age: 20 ms after it began the render gets all the
+    # time (it cannot fall that far behind again) and finishes in one go.
+    assert steps_taken(ramp_s=0.02) < 10
 
 
 async def test_results_arriving_mid_scrape_are_in_the_next_one(
