@@ -40,6 +40,10 @@ _URL = 'must be an http:// or https:// URL, e.g. "https://api.nexorouter.com/v1"
 _DB_URL = (
     'must be a database URL, e.g. "sqlite:///nexomon.db" or "postgresql+psycopg://user@host/db"'
 )
+_DB_BACKEND = (
+    "must be a SQLite or PostgreSQL URL (the supported databases), "
+    'e.g. "sqlite:///nexomon.db" or "postgresql://user@host/db"'
+)
 _INLINE_KEY = (
     "inline API keys are not allowed; put the key in an environment variable "
     '(api_key_env = "NAME") or a file (api_key_file = "PATH")'
@@ -165,6 +169,8 @@ def _database_url(value: str, base_dir: Path | None, from_env: str | None = None
         # Never echo the URL: it may hold a password.
         prefix = f"{from_env} " if from_env else ""
         raise _Rule(prefix + _DB_URL) from None
+    if url.get_backend_name() not in ("sqlite", "postgresql", "postgres"):  # postgres: an alias
+        raise _Rule((f"{from_env} " if from_env else "") + _DB_BACKEND)
     database = url.database
     if (
         base_dir is None

@@ -274,6 +274,12 @@ INVALID = [
         f"monitor.database_url: {DB_RULE}",
     ),
     (
+        "database_url_other_backend",
+        '[monitor]\ndatabase_url = "mysql://u@h/db"\n' + target_toml(),
+        "monitor.database_url: must be a SQLite or PostgreSQL URL (the supported databases), "
+        'e.g. "sqlite:///nexomon.db" or "postgresql://user@host/db"',
+    ),
+    (
         "location_empty",
         '[monitor]\nlocation = ""\n' + target_toml(),
         "monitor.location: must not be empty",
@@ -515,6 +521,8 @@ def test_a_relative_sqlite_path_is_resolved_against_the_config_directory(tmp_pat
         "sqlite:///:memory:",
         "sqlite:////var/lib/nexomon.db",
         "postgresql+psycopg://u@h/db",
+        "postgresql://u@h/db",
+        "postgres://u@h/db",
     ],
 )
 def test_other_database_urls_are_kept_as_written(tmp_path: Path, url: str) -> None:
