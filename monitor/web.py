@@ -5,10 +5,10 @@ Contracts:
 - ``/metrics``: Prometheus text format 0.0.4 from the given registry, rendered
   by ``render_metrics`` (default ``generate_latest``, in a worker thread; a
   coroutine function is awaited on the loop instead: the daemon passes
-  ``Exporter.render_async``, the same samples and values, incrementally
-  and in slices). With a
-  ``metrics_token`` the request must carry ``Authorization: Bearer <token>``
-  (compared in constant time), else 401 with ``WWW-Authenticate: Bearer``.
+  ``Exporter.render_async``, the same samples and values, incrementally and
+  in slices). With a ``metrics_token`` the request must carry
+  ``Authorization: Bearer <token>`` (compared in constant time), else 401
+  with ``WWW-Authenticate: Bearer``.
 - ``/healthz``: 200 ``ok`` while the process serves HTTP at all.
 - ``/readyz``: 200 ``{"status": "ready"}`` or 503
   ``{"status": "not ready", "reason": ...}`` from the ``ready()`` callback.
