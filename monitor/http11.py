@@ -44,7 +44,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -52,11 +52,9 @@ import httpx
 from monitor.http11_conn import Connection, Origin
 from monitor.http11_pool import Pool
 from monitor.rxstamp import StampedSocket
+from monitor.timing import NO_INFO, TraceFn
 from monitor.transport import AiohttpTransport, env_proxy
 
-TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-_NO_INFO: dict[str, Any] = {}
 _NO_TIMEOUTS: dict[str, float | None] = {}
 _PORTS = {"http": 80, "https": 443}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -164,7 +162,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         trace: TraceFn | None = request.extensions.get("trace")
         timeouts = request.extensions.get("timeout") or _NO_TIMEOUTS
         if trace is not None:
-            await trace("transport.measures_resolve", _NO_INFO)
+            await trace("transport.measures_resolve", NO_INFO)
         # A stream of unknown length goes chunked (httpx then set transfer-encoding).
         chunked = not isinstance(request.stream, httpx.ByteStream) and (
             request.headers.get("transfer-encoding", "").lower() == "chunked"
@@ -275,7 +273,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
 async def _emit(trace: TraceFn | None, name: str) -> None:
     if trace is not None:
-        await trace(name, _NO_INFO)
+        await trace(name, NO_INFO)
 
 
 async def _resolve(

@@ -36,9 +36,14 @@ the client's own marks: ``processing`` then runs from just before ``send()``
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from monitor.results import Phases
+
+# The request's "trace" extension, as the transports call it: (event, info).
+TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+NO_INFO: dict[str, Any] = {}  # the info of an event that is not backdated (never mutated)
 
 # Our own marks, set by the gateway client around the httpx calls.
 SENT = "nexomon.sent"  # just before client.send()

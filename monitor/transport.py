@@ -59,7 +59,7 @@ import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import aiohttp
 import httpx
@@ -67,10 +67,10 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from monitor.rxstamp import SocketRegistry
-from monitor.transport_trace import StampedHandler, Stamps, TraceFn, backdated, trace_config
+from monitor.timing import NO_INFO, TraceFn
+from monitor.transport_trace import StampedHandler, Stamps, backdated, trace_config
 
 _CHUNK = 1 << 16
-_NO_INFO: dict[str, Any] = {}
 
 # Most specific first: the first isinstance match wins.
 _ERRORS: tuple[tuple[type[BaseException], type[httpx.HTTPError]], ...] = (
@@ -233,9 +233,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         trace: TraceFn | None = request.extensions.get("trace")
         stamps = None if trace is None else Stamps(trace)
         if trace is not None:
-            await trace("transport.measures_resolve", _NO_INFO)
+            await trace("transport.measures_resolve", NO_INFO)
             if request.url.scheme == "https":
-                await trace("transport.tls_in_connect", _NO_INFO)
+                await trace("transport.tls_in_connect", NO_INFO)
         body = await request.aread()
         proxy = self._proxy(request.url)
         try:

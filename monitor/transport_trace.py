@@ -22,11 +22,9 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from monitor.rxstamp import SocketRegistry, StampedSocket
-
-TraceFn = Callable[[str, dict[str, Any]], Awaitable[None]]
+from monitor.timing import NO_INFO, TraceFn
 
 _ARRIVALS_KEPT = 8
-_NO_INFO: dict[str, Any] = {}
 
 
 class StampedHandler(ResponseHandler):
@@ -91,7 +89,7 @@ class Stamps:
 
 def backdated(when: float | None) -> dict[str, Any]:
     """A trace event's info: ``at`` backdates the event (see monitor.timing)."""
-    return _NO_INFO if when is None else {"at": when}
+    return NO_INFO if when is None else {"at": when}
 
 
 def _emitter(name: str) -> Callable[..., Awaitable[None]]:
@@ -100,7 +98,7 @@ def _emitter(name: str) -> Callable[..., Awaitable[None]]:
     async def handler(session: object, ctx: SimpleNamespace, params: object) -> None:
         stamps = ctx.trace_request_ctx
         if stamps is not None:
-            await stamps.trace(name, _NO_INFO)
+            await stamps.trace(name, NO_INFO)
 
     return handler
 
