@@ -62,8 +62,9 @@ from monitor.results import PHASE_NAMES, ProbeResult
 class Exporter(MetricSet):
     """Owns every nexomon metric; the runner and scheduler feed it.
 
-    Thread-safe: observing may happen on the event loop while a scrape runs
-    in a worker thread.
+    Thread-safe: observing may happen on the event loop while a scrape
+    renders in a worker thread (``render``; the daemon's ``render_async``
+    runs on the loop itself).
     """
 
     def __init__(self, registry: CollectorRegistry, *, version: str) -> None:

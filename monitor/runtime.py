@@ -5,15 +5,16 @@ benchmarks/README.md); neither changes what the daemon does, only when the
 interpreter does its own work.
 
 * **GIL switch interval 0.1 ms** (CPython's default is 5 ms). The event
-  loop shares the GIL with the SQLite writer thread and the /metrics render
-  thread. Every socket call the loop makes releases the GIL; while another
-  thread is busy, getting it back can take a whole switch interval, so a
-  loop turn with a few dozen socket calls stalled for tens of ms during each
-  scrape. A shorter interval bounds each wait; the other threads pay a few
-  µs per forced switch, only while they compete. Measured with
-  benchmarks/throughput.py (scrape every 5 s of 1,200 fresh models): lag
-  p99 at 1,200 probes/s 74 ms with 1 ms, 15-22 ms with 0.2-0.1 ms; at
-  400/s, 53 ms with the default 5 ms, 18 ms with 1 ms.
+  loop shares the GIL with the SQLite writer thread (and, before /metrics
+  rendered on the loop, with a render thread). Every socket call the loop
+  makes releases the GIL; while another thread is busy, getting it back can
+  take a whole switch interval, so a loop turn with a few dozen socket calls
+  stalled for tens of ms during each scrape. A shorter interval bounds each
+  wait; the other threads pay a few µs per forced switch, only while they
+  compete. Measured with benchmarks/throughput.py (scrape every 5 s of
+  1,200 fresh models, then in a thread): lag p99 at 1,200 probes/s 74 ms
+  with 1 ms, 15-22 ms with 0.2-0.1 ms; at 400/s, 53 ms with the default
+  5 ms, 18 ms with 1 ms.
 * **Frozen long-lived heap.** A full (oldest generation) garbage collection
   scans every tracked object: ~190,000 at 400 models (prometheus children,
   their locks, the scheduler's jobs), a single pause of ~100 ms on this
