@@ -30,7 +30,7 @@ from gwfixtures import (  # noqa: F401 - the fixtures
     self_signed_fixture,
     serve_fixture,
 )
-from testutil import IN_CI
+from testutil import need_localhost
 
 from monitor.gateway import GatewayClient
 from monitor.http11 import Http11Transport
@@ -236,12 +236,7 @@ async def test_a_host_name_is_resolved_in_its_own_phase(
     serve: ServeFn, h11: Callable[..., Http11Transport]
 ) -> None:
     server = serve(reply(200, MODELS))
-    try:
-        socket.getaddrinfo("localhost", server.port)
-    except OSError:
-        if IN_CI:
-            pytest.fail("localhost does not resolve on this CI machine")
-        pytest.skip("localhost does not resolve here")
+    need_localhost(server.port)
     trace = Trace()
     await fetch(h11(), f"http://localhost:{server.port}/v1/models", trace=trace)
     names = trace.names

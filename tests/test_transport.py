@@ -22,7 +22,7 @@ from gwfixtures import (  # noqa: F401 - the fixtures
     self_signed_fixture,
     serve_fixture,
 )
-from testutil import IN_CI
+from testutil import need_localhost
 
 from monitor.gateway import GatewayClient
 from monitor.transport import AiohttpTransport, _httpx_errors
@@ -63,12 +63,7 @@ async def test_https_new_connection_folds_tls_into_connect(
 async def test_resolve_is_timed_apart_from_connect(serve: ServeFn) -> None:
     server = serve(reply(200, MODELS))
     port = server.base_url.split(":")[2].split("/")[0]
-    try:
-        socket.getaddrinfo("localhost", int(port))
-    except OSError:
-        if IN_CI:
-            pytest.fail("localhost does not resolve on this CI machine")
-        pytest.skip("localhost does not resolve here")
+    need_localhost(int(port))
     async with client(f"http://localhost:{port}/v1") as gw:
         ex = await gw.list_models()
     assert ex.status == 200 and ex.phases.tls == 0.0  # plain http: no TLS happened

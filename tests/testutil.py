@@ -18,6 +18,16 @@ import pytest
 IN_CI = bool(os.environ.get("CI"))
 
 
+def need_localhost(port: int) -> None:
+    """Skip locally when the name ``localhost`` does not resolve; fail in CI."""
+    try:
+        socket.getaddrinfo("localhost", port)
+    except OSError:
+        if IN_CI:
+            pytest.fail("localhost does not resolve on this CI machine")
+        pytest.skip("localhost does not resolve here")
+
+
 def need_binary(name: str) -> str:
     """Path of a required binary; skip locally when absent, fail in CI."""
     path = shutil.which(name)
