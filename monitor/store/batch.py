@@ -38,40 +38,9 @@ from monitor.store.spool import Item
 RESULTS = ProbeResultRow.__table__
 
 
-def result_row(result_id: str, r: ProbeResult) -> dict[str, Any]:
-    """The ``probe_results`` column values of one result."""
-    return {
-        "result_id": result_id,
-        "started_at": r.started_at,
-        "location": r.location,
-        "target": r.target,
-        "probe": r.probe,
-        "model": r.model,
-        "outcome": r.outcome.value,
-        "success": r.success,
-        "http_status": r.http_status,
-        "duration_s": r.duration_s,
-        "resolve_s": r.phases.resolve,
-        "connect_s": r.phases.connect,
-        "tls_s": r.phases.tls,
-        "processing_s": r.phases.processing,
-        "transfer_s": r.phases.transfer,
-        "request_id": r.request_id,
-        "error": r.error,
-        "prompt_tokens": r.prompt_tokens,
-        "completion_tokens": r.completion_tokens,
-        "total_tokens": r.total_tokens,
-        "cost_usd": r.cost_usd,
-        "ratelimit_limit": r.ratelimit_limit,
-        "ratelimit_remaining": r.ratelimit_remaining,
-        "retry_after_s": r.retry_after_s,
-        "finish_reason": r.finish_reason,
-        "response_model": r.response_model,
-    }
-
-
 # The insert's columns: every one but the autoincrement id, in table order,
-# which is also result_row's order and _row_values' (a test holds them equal).
+# which is also _row_values' order (tests/store/test_batch_fastpath.py holds
+# them equal to the column-name mapping SQLAlchemy's insert was given).
 COLUMNS = tuple(c.name for c in RESULTS.columns if c.name != "id")
 
 
@@ -91,7 +60,8 @@ def insert_sql(paramstyle: str) -> str:
 
 
 def _row_values(result_id: str, r: ProbeResult, sqlite: bool) -> tuple[Any, ...]:
-    """``result_row`` as a tuple, holding what SQLAlchemy's bind processors would bind.
+    """One result's ``probe_results`` values in ``COLUMNS`` order, holding what
+    SQLAlchemy's bind processors would bind.
 
     Both: ``UTCDateTime`` turns the time into UTC (naive input taken as UTC).
     SQLite (no native datetime, decimal or boolean): ``sqlite.DATETIME``

@@ -26,7 +26,7 @@ from monitor.catalog import CatalogEvent
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 from monitor.store import batch
-from monitor.store.batch import RESULTS, apply_listing, result_row, write_batch
+from monitor.store.batch import RESULTS, apply_listing, write_batch
 from monitor.store.db import make_engine, upgrade
 from monitor.store.models import CatalogEventRow, CatalogModel
 from monitor.store.spool import Item
@@ -35,6 +35,38 @@ from tests.store.factory import T0, chat, listing
 from tests.store.pgcluster import PgCluster
 
 TABLES = (RESULTS, CatalogModel.__table__, CatalogEventRow.__table__)
+
+
+def result_row(result_id: str, r: ProbeResult) -> dict[str, Any]:
+    """The ``probe_results`` column values of one result (the previous write_batch's rows)."""
+    return {
+        "result_id": result_id,
+        "started_at": r.started_at,
+        "location": r.location,
+        "target": r.target,
+        "probe": r.probe,
+        "model": r.model,
+        "outcome": r.outcome.value,
+        "success": r.success,
+        "http_status": r.http_status,
+        "duration_s": r.duration_s,
+        "resolve_s": r.phases.resolve,
+        "connect_s": r.phases.connect,
+        "tls_s": r.phases.tls,
+        "processing_s": r.phases.processing,
+        "transfer_s": r.phases.transfer,
+        "request_id": r.request_id,
+        "error": r.error,
+        "prompt_tokens": r.prompt_tokens,
+        "completion_tokens": r.completion_tokens,
+        "total_tokens": r.total_tokens,
+        "cost_usd": r.cost_usd,
+        "ratelimit_limit": r.ratelimit_limit,
+        "ratelimit_remaining": r.ratelimit_remaining,
+        "retry_after_s": r.retry_after_s,
+        "finish_reason": r.finish_reason,
+        "response_model": r.response_model,
+    }
 
 
 def reference_write_batch(conn: Connection, items: list[Item]) -> tuple[int, list[CatalogEvent]]:
