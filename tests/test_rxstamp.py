@@ -13,6 +13,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -141,6 +142,34 @@ def _tcp_pair() -> tuple[socket.socket, StampedSocket]:
         client.connect(listener.getsockname())
         server, _ = listener.accept()
     return server, client
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kernel_stamping_on() -> Iterator[None]:
+    """Keeps receive stamping switched on in the kernel for this module's tests.
+
+    While no socket asks for stamps, Linux has them off; the first socket
+    that asks turns them on through deferred work (net_enable_timestamp), so
+    its first reads may come without a stamp (rx_at None: the transports
+    then use the read time). A running daemon keeps stamping sockets open;
+    so does this fixture, after one stamped read, so every test here sees
+    the steady state. (Without it, about 1 in 60 fresh sockets' first read
+    had no stamp on a loaded machine.)
+    """
+    if rxstamp.SO_TIMESTAMPNS is None:
+        yield
+        return
+    server, client = _tcp_pair()
+    with server, client:
+        for _ in range(1000):
+            server.sendall(b"x")
+            client.recv(8)
+            if client.rx_at is not None:
+                break
+            time.sleep(0.002)
+        else:
+            pytest.fail("the kernel never stamped a read (SO_TIMESTAMPNS)")
+        yield
 
 
 @needs_linux
