@@ -238,8 +238,8 @@ class InProcessDaemon:
     """The real Daemon in this event loop, instrumented; an async context manager."""
 
     def __init__(self, config_path: Path) -> None:
-        from monitor import config as config_mod
-        from monitor.daemon import Daemon
+        from monitor.config import model as config_mod
+        from monitor.daemon.root import Daemon
         from monitor.logs import SecretScrubber
 
         # Misfire warnings would flood the terminal at overload; they are counted instead.

@@ -39,7 +39,7 @@ from decimal import Decimal
 from bench_common import emit, parser, percentile
 from prometheus_client import CollectorRegistry
 
-from monitor.exporter import Exporter
+from monitor.exporter.exporter import Exporter
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 

@@ -32,7 +32,7 @@ from bench_common import (
     pin,
 )
 
-from monitor.gateway import GatewayClient
+from monitor.gateway.client import GatewayClient
 
 
 def row(prober: str, inflight: int, overheads: list[float], failed: int) -> dict[str, Any]:

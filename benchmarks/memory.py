@@ -29,7 +29,7 @@ SAMPLE_S = 15.0
 
 def nexomon_cmd(config: Path) -> list[str]:
     exe = shutil.which("nexomon")
-    base = [exe] if exe else [sys.executable, "-m", "monitor.cli"]
+    base = [exe] if exe else [sys.executable, "-m", "monitor.cli.main"]
     return [*base, "run", "-c", str(config)]
 
 

@@ -8,7 +8,7 @@ routes) in this process against the nginx static responder, chat and models
 every ``--interval`` seconds (shorter than memory.py's 60 s, to make a
 per-result growth show sooner), /metrics scraped every 15 s from a thread
 like Prometheus would. A tracemalloc snapshot is taken once the heap has been
-settled (``monitor.runtime``: every job ran once, heap frozen) plus one
+settled (``monitor.daemon.runtime``: every job ran once, heap frozen) plus one
 interval, and again at the end; it prints:
 
 - RSS, Python-traced memory and the frozen / tracked object counts over time;
@@ -84,7 +84,7 @@ def sqlite_mb() -> float:
 
 def exposition_bytes(exporter: Any) -> dict[str, float]:
     """MB the exporter's render cache holds, per attribute (read only, generic:
-    monitor/exposition.py's internals change; prometheus objects are not counted)."""
+    monitor/exporter/exposition.py's internals change; prometheus objects are not counted)."""
     expo = getattr(exporter, "_exposition", None)
     if expo is None:
         return {}
@@ -168,8 +168,8 @@ def _short(filename: str) -> str:
 
 
 async def run(args: Any, work: Path, base_url: str) -> dict[str, Any]:
-    from monitor import config as config_mod
-    from monitor.daemon import Daemon
+    from monitor.config import model as config_mod
+    from monitor.daemon.root import Daemon
     from monitor.logs import SecretScrubber
 
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

@@ -68,8 +68,8 @@ def summary(kind: str, jobs: int, interval: float, lags: list[float], misfires: 
 
 
 async def noop(cfg_path: Path, interval: float, seconds: float) -> dict:
-    from monitor import config as config_mod
-    from monitor.scheduler import ProbeScheduler
+    from monitor.config import model as config_mod
+    from monitor.daemon.scheduler import ProbeScheduler
 
     cfg = config_mod.load(cfg_path)
     exporter = _LagExporter()

@@ -227,7 +227,7 @@ def soak(minutes: float, every: float, targets: int, workdir: Path) -> list[Samp
     base_url = f"http://127.0.0.1:{sim_port}/v1"
     config = workdir / "nexomon.toml"
     config.write_text(config_toml(workdir, base_url, port, targets))
-    cli = [sys.executable, "-m", "monitor.cli"]
+    cli = [sys.executable, "-m", "monitor.cli.main"]
     sim_log = (workdir / "simulator.log").open("wb")
     daemon_log = (workdir / "daemon.log").open("wb")
     simulator = subprocess.Popen(

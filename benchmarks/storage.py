@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.cli.report import build_report, parse_since
 from monitor.outcome import Outcome
-from monitor.report import build_report, parse_since
 from monitor.results import Phases, ProbeResult
 from monitor.store import rollup
 from monitor.store.db import make_engine, upgrade

@@ -5,8 +5,8 @@
 One core (PROBER_CORE), the nginx responder on the other; ``concurrency``
 keep-alive connections, each sending chat POSTs back to back. Rows:
 
-- ``gateway(aiohttp)``: GatewayClient over monitor.transport.AiohttpTransport;
-- ``gateway(http11)``: GatewayClient over monitor.http11.Http11Transport;
+- ``gateway(aiohttp)``: GatewayClient over monitor.http.aiohttp_transport.AiohttpTransport;
+- ``gateway(http11)``: GatewayClient over monitor.http.transport.Http11Transport;
 - ``http11 alone``: Http11Transport without GatewayClient (an httpx.Request
   with a PhaseClock trace per exchange, the body read, ``json.loads``);
 - ``bare httptools``: an asyncio.Protocol + httptools client writing the
@@ -30,10 +30,10 @@ import httptools
 import httpx
 from bench_common import PROBER_CORE, Responder, emit, parser, pin
 
-from monitor.gateway import GatewayClient
-from monitor.http11 import Http11Transport
-from monitor.timing import PhaseClock
-from monitor.transport import AiohttpTransport
+from monitor.gateway.client import GatewayClient
+from monitor.http.aiohttp_transport import AiohttpTransport
+from monitor.http.timing import PhaseClock
+from monitor.http.transport import Http11Transport
 
 WARMUP = 20  # exchanges per worker before the clock starts
 

@@ -5,7 +5,7 @@
 The "before" rows of the first transport comparison (benchmarks/README.md,
 session 2): the same script, in the same session, with
 ``httpx.AsyncHTTPTransport`` (max_connections 100, keep-alive 100) in place
-of the default monitor.http11.Http11Transport.
+of the default monitor.http.transport.Http11Transport.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 
 import httpx
 
-import monitor.gateway
+import monitor.gateway.client
 
 
 def httpcore_transport(*, max_connections: int, trust_env: bool) -> httpx.AsyncHTTPTransport:
@@ -27,7 +27,7 @@ def httpcore_transport(*, max_connections: int, trust_env: bool) -> httpx.AsyncH
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    monitor.gateway.Http11Transport = httpcore_transport  # type: ignore[assignment,misc]
+    monitor.gateway.client.Http11Transport = httpcore_transport  # type: ignore[assignment,misc]
     script = sys.argv[1]
     sys.argv = sys.argv[1:]
     sys.path.insert(0, script.rsplit("/", 1)[0] if "/" in script else ".")

@@ -1,15 +1,15 @@
-"""The bounded set of probe outcomes and the rule that maps an exchange to one.
+"""The bounded set of probe outcomes and which of them count as down.
 
 Outcome values are a contract: they are the ``outcome`` label of
 ``nexomon_probes_total`` and the ``outcome`` column of ``probe_results``.
 
-``classify`` is filled in by the gateway work (see gateway.py).
+The rule that maps an exchange to one lives with the gateway client
+(``monitor.gateway.classify``): this module imports nothing of the project.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 
 class Outcome(StrEnum):
@@ -36,18 +36,3 @@ DOWN_OUTCOMES = frozenset(
         Outcome.INVALID_RESPONSE,
     }
 )
-
-
-__all__ = ["DOWN_OUTCOMES", "Outcome", "classify"]  # noqa: F822 (classify: __getattr__)
-
-
-def __getattr__(name: str) -> Any:
-    # ``classify`` is re-exported so callers find the rule beside the set it
-    # maps to. Lazily (PEP 562): classify.py imports Outcome from here, and an
-    # eager import made ``import monitor.classify`` (or monitor.probes) fail
-    # whenever it came before ``import monitor.outcome``.
-    if name == "classify":
-        from monitor.classify import classify
-
-        return classify
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 The same frozen value is stored (one ``probe_results`` row), exported
 (Prometheus metrics) and shown (``nexomon probe`` table and JSON).
-Field names match the ``probe_results`` columns of DESIGN.md.
+Field names match the ``probe_results`` columns of docs/architecture.md.
 """
 
 from __future__ import annotations

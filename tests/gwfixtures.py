@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from testutil import need_binary
 
-from monitor.gateway import GatewayClient
+from monitor.gateway.client import GatewayClient
 from monitor.probes import ProbeContext
 
 POLL_S = 0.05  # how often blocked server threads look at the stop flag
@@ -316,7 +316,7 @@ def self_signed_fixture(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
 
 @dataclass(frozen=True)
 class FakeTarget:
-    """The attributes of monitor.config's target that the gateway and probes read."""
+    """The attributes of monitor.config.model's target that the gateway and probes read."""
 
     name: str = "gw"
     base_url: str = "http://127.0.0.1:9/v1"

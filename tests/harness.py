@@ -85,7 +85,7 @@ class DaemonProcess:
     def start(self, *args: str, wait_ready: bool = True, timeout: float = 30) -> DaemonProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", "run", "-c", str(self.config_path), *args],
+            [sys.executable, "-m", "monitor.cli.main", "run", "-c", str(self.config_path), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,

@@ -22,10 +22,10 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from monitor.exporter import Exporter
+from monitor.daemon.statelog import StateLog
+from monitor.exporter.exporter import Exporter
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
-from monitor.statelog import StateLog
 from monitor.store.batch import write_batch
 from monitor.store.db import alembic_config, head_revision, make_engine, upgrade
 

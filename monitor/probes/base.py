@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from monitor.classify import ShapeCheck, classify
-from monitor.gateway import Exchange, GatewayClient
+from monitor.gateway.classify import ShapeCheck, classify
+from monitor.gateway.client import GatewayClient
+from monitor.gateway.exchange import Exchange
 from monitor.results import ProbeResult
 
 
 class ProbeTarget(Protocol):
-    """The part of a target's config that probes read (monitor.config's target)."""
+    """The part of a target's config that probes read (monitor.config.model's target)."""
 
     @property
     def name(self) -> str: ...

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from monitor.headers import one_line
+from monitor.gateway.headers import one_line
 from monitor.probes.base import ProbeContext, exchange_result
 from monitor.results import ProbeResult
 

@@ -1,6 +1,6 @@
 """SQLAlchemy 2.x typed models: the ``probe_results``, ``catalog_*`` and rollup tables.
 
-Column names are a contract (DESIGN.md). Every timestamp column is
+Column names are a contract (docs/architecture.md). Every timestamp column is
 ``UTCDateTime``: timezone-aware UTC in Python on every backend. SQLite has no
 timezone type, so it stores naive UTC text and the type re-attaches UTC on
 the way out; PostgreSQL stores ``timestamp with time zone``.

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from monitor.config import Config
+from monitor.config.model import Config
 from monitor.errors import StoreError
 from monitor.store.db import make_engine, normalize_url, upgrade
 from monitor.store.writer import OUTAGE_ERRORS, ResultWriter

@@ -1,7 +1,7 @@
 """Helpers of the CLI tests (imported as ``cli_helpers``).
 
 ``nexomon(...)`` runs the real command as a subprocess
-(``python -m monitor.cli``), ``write_config`` writes a config file the way a
+(``python -m monitor.cli.main``), ``write_config`` writes a config file the way a
 user would, ``parse_table`` reads the ``nexomon probe`` table back by its
 header's column offsets, and ``SimulateProcess`` is ``nexomon simulate`` as a
 subprocess, stopped with SIGINT like Ctrl-C.
@@ -93,15 +93,16 @@ def nexomon(
 ) -> Ran:
     """Run ``nexomon ARGS`` to completion.
 
-    ``prelude`` is Python run in the child before ``monitor.cli.main`` (to
+    ``prelude`` is Python run in the child before ``monitor.cli.main.main`` (to
     inject a fault the real parts cannot produce); without it the child is
-    exactly ``python -m monitor.cli ARGS``.
+    exactly ``python -m monitor.cli.main ARGS``.
     """
     if prelude is None:
-        command = [sys.executable, "-m", "monitor.cli", *args]
+        command = [sys.executable, "-m", "monitor.cli.main", *args]
     else:
         code = (
-            prelude + "\nimport sys\nfrom monitor.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+            prelude
+            + "\nimport sys\nfrom monitor.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
         )
         command = [sys.executable, "-c", code, *args]
     full_env = {**os.environ, **(env or {})}
@@ -213,7 +214,7 @@ class SimulateProcess:
     def __enter__(self) -> SimulateProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "monitor.cli", *self.args],
+            [sys.executable, "-m", "monitor.cli.main", *self.args],
             cwd=self.cwd,
             env=env,
             stdout=subprocess.PIPE,

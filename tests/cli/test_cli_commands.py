@@ -36,8 +36,8 @@ from cli_helpers import (
 from testutil import free_port
 
 from monitor import __version__
-from monitor.simulator import RunningSimulator, Scenario
-from monitor.simulator.server import DEFAULT_PORT
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import DEFAULT_PORT, RunningSimulator
 from monitor.simulator.tokens import complete, prompt_tokens
 
 KEY = unique_secret()

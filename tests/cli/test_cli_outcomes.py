@@ -7,7 +7,7 @@ the same faults through ``nexomon probe --json`` as a subprocess, all in
 one round, so the CLI's own path sees every class too.
 
 The bare-socket versions of reset-mid-body and slow drip live in
-tests/test_gateway.py; here the simulator's own faults produce them.
+tests/gateway/test_gateway.py; here the simulator's own faults produce them.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import pytest
 from cli_helpers import nexomon, sim_request_ids, target, write_config
 from gwfixtures import closed_port
 
-from monitor.config import load
-from monitor.daemon import build_runner
+from monitor.config.model import load
+from monitor.daemon.probe_round import run_round
+from monitor.daemon.root import build_runner
 from monitor.logs import SecretScrubber
-from monitor.probe_round import run_round
 from monitor.results import ProbeResult
-from monitor.simulator import RunningSimulator, Scenario
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import RunningSimulator
 
 GOOD = "sk-outcomes-good-0123456789"
 WRONG = "sk-outcomes-wrong-0123456789"

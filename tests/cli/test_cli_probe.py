@@ -26,7 +26,8 @@ from cli_helpers import (
 )
 
 from monitor.results import PHASE_NAMES
-from monitor.simulator import RunningSimulator, Scenario
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import RunningSimulator
 from monitor.simulator.tokens import complete, prompt_tokens
 
 KEY = unique_secret()
@@ -208,7 +209,7 @@ def _bad_configs(tmp: Path, sim: RunningSimulator) -> dict[str, tuple[list[str],
     """case -> (argv, a fragment the one error line must contain).
 
     Every config rule and its exact message is tested in-process in
-    tests/test_config.py; these prove the CLI's side: exit 2, one line.
+    tests/config/test_config.py; these prove the CLI's side: exit 2, one line.
     """
     good = write_config(tmp, [sim_target(sim)], name="good.toml")
     unknown_key = write_config(tmp, [sim_target(sim, colour="blue")], name="unknown.toml")

@@ -10,7 +10,7 @@ crashes with the key in its exception message, a crash outside the runner
 with ``--debug`` (a traceback is printed), and a key httpx cannot send.
 
 The two crash tests inject the fault with a few lines of Python run before
-``monitor.cli.main`` in the child: nothing real raises an exception that
+``monitor.cli.main.main`` in the child: nothing real raises an exception that
 carries the key, which is the point, so one has to be made.
 """
 
@@ -34,7 +34,8 @@ from cli_helpers import (
 from gwfixtures import RawRequest, RawServer, closed_port, reply
 
 from monitor.logs import REDACTED
-from monitor.simulator import RunningSimulator, Scenario
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import RunningSimulator
 
 # The key the simulator accepts; unique per run, so no output holds it by chance.
 SECRET = unique_secret()
@@ -175,7 +176,7 @@ def test_probe_crash_carrying_the_key_is_logged_redacted(
 
 CRASH_IN_COMMAND = """
 import os
-import monitor.probe_round as probe_round
+import monitor.daemon.probe_round as probe_round
 
 def render_table(results):
     raise RuntimeError("the renderer saw " + os.environ["NX_KEY"])

@@ -37,7 +37,7 @@ from daemon_kit import (
 from harness import DaemonProcess, PrometheusProcess, write_config
 from testutil import need_binary
 
-from monitor.scheduler import job_id, spread_offset
+from monitor.daemon.scheduler import job_id, spread_offset
 from monitor.simulator.scenario import Scenario
 from monitor.simulator.server import RunningSimulator
 

@@ -11,10 +11,10 @@ from daemon_kit import eventually
 from harness import DaemonProcess, write_config
 from prometheus_client import CollectorRegistry
 
-from monitor import config as config_mod
-from monitor.daemon import Daemon
+from monitor.config import model as config_mod
+from monitor.daemon.root import Daemon
+from monitor.daemon.web import build_app
 from monitor.logs import SecretScrubber
-from monitor.web import build_app
 
 
 async def test_readyz_is_503_with_a_reason_before_the_daemon_runs(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_demo_scenario_has_every_kind_of_model() -> None:
 
 def test_demo_runs_probes_prints_urls_and_cleans_up() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "demo", "--port", "0", "--duration", "20"],
+        [sys.executable, "-m", "monitor.cli.main", "demo", "--port", "0", "--duration", "20"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

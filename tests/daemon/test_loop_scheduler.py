@@ -15,7 +15,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.scheduler import LoopScheduler
+from monitor.daemon.scheduler import LoopScheduler
 
 
 async def _count_runs(

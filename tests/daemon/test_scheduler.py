@@ -13,11 +13,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from monitor.config import TargetConfig
-from monitor.exporter import Exporter
+from monitor.config.model import TargetConfig
+from monitor.daemon.scheduler import ProbeScheduler, job_id, spread_offset
+from monitor.exporter.exporter import Exporter
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
-from monitor.scheduler import ProbeScheduler, job_id, spread_offset
 
 
 class RecordingRunner:

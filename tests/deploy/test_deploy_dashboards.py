@@ -17,7 +17,7 @@ from .tools import DASHBOARD_FILES, DASHBOARDS, load_dashboard, need_binary, run
 
 TSC_DIR = Path(__file__).resolve().parent / "tsc"
 EXPECTED = {"overview.json", "ratelimits.json", "spend.json"}
-# DESIGN.md's metric table plus the interval gauge; `up` comes from Prometheus.
+# docs/architecture.md's metric table plus the interval gauge; `up` comes from Prometheus.
 METRICS = {
     "nexomon_probe_success",
     "nexomon_probe_duration_seconds_bucket",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import load
+from monitor.config.model import load
 
 from .tools import DEPLOY, REPO, need_binary, run
 

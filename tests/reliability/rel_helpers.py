@@ -187,7 +187,15 @@ class DaemonProcess:
     def start(self, *args: str, timeout: float = DEADLINE_S) -> DaemonProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "run", "-c", str(self.config_path), *args],
+                [
+                    sys.executable,
+                    "-m",
+                    "monitor.cli.main",
+                    "run",
+                    "-c",
+                    str(self.config_path),
+                    *args,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,

@@ -39,7 +39,7 @@ from rel_helpers import (
     write_config,
 )
 
-from monitor.exporter_slots import MAX_LABEL_LENGTH
+from monitor.exporter.slots import MAX_LABEL_LENGTH
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -97,7 +97,7 @@ class Daemon:
     def start(self, *, wait_ready: bool = True, timeout: float = 60) -> Daemon:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "monitor.cli", "run", "-c", str(self.config_path)],
+                [sys.executable, "-m", "monitor.cli.main", "run", "-c", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(os.environ),

@@ -51,7 +51,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def report(config: Path) -> list[dict[str, object]]:
     """``nexomon report --format json`` as a user runs it; must exit 0."""
-    argv = [sys.executable, "-m", "monitor.cli", "report", "-c", str(config)]
+    argv = [sys.executable, "-m", "monitor.cli.main", "report", "-c", str(config)]
     done = subprocess.run(
         [*argv, "--since", "1h", "--format", "json"],
         capture_output=True,

@@ -9,7 +9,9 @@ import httpx
 import pytest
 from sim_helpers import AUTH, SHARED_SCENARIO
 
-from monitor.simulator import ManualClock, RunningSimulator, Scenario
+from monitor.simulator.clock import ManualClock
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import RunningSimulator
 
 
 @pytest.fixture(scope="module")

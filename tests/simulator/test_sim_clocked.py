@@ -10,8 +10,9 @@ import httpx
 import pytest
 from sim_helpers import chat_body
 
-from monitor.simulator import ManualClock, RateLimit
+from monitor.simulator.clock import ManualClock
 from monitor.simulator.ratelimit import RateLimiter, format_retry_after
+from monitor.simulator.scenario import RateLimit
 
 LIMITED = {"models": {"m": {"ratelimit": {"limit": 3, "per_s": 0.5}}, "other": {}}}
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 from sim_helpers import chat_body
 
-from monitor.simulator import RunningSimulator, Scenario, build_app
+from monitor.simulator.scenario import Scenario
+from monitor.simulator.server import RunningSimulator, build_app
 
 ONE_MODEL = Scenario.from_dict({"models": {"m": {}}})
 
@@ -78,7 +79,7 @@ def test_serve_prints_its_url_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> Non
     port = free_port()
     code = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "from monitor.simulator import serve\n"
+        "from monitor.simulator.server import serve\n"
         f"serve('127.0.0.1', {port}, {str(scenario)!r})\n"
     )
     proc = subprocess.Popen(
@@ -114,7 +115,7 @@ def test_serve_prints_its_url_and_exits_cleanly_on_ctrl_c(tmp_path: Path) -> Non
 def test_serve_reports_a_bad_scenario_as_scenario_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[models.m]\nerror_rate = 3\n")
-    code = f"from monitor.simulator import serve; serve('127.0.0.1', 0, {str(bad)!r})"
+    code = f"from monitor.simulator.server import serve; serve('127.0.0.1', 0, {str(bad)!r})"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert proc.returncode != 0
     assert f"{bad}: models.m.error_rate: must be between 0 and 1 (got 3)" in proc.stderr

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from monitor.errors import NexomonError
-from monitor.simulator import Latency, Scenario, ScenarioError
+from monitor.simulator.scenario import Latency, Scenario, ScenarioError
 from monitor.simulator.server import load_scenario
 
 M = {"m": {}}

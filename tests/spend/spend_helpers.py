@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 from testutil import free_port, toml_table
 
-from monitor import config as config_mod
-from monitor.daemon import Daemon
+from monitor.config import model as config_mod
+from monitor.daemon.root import Daemon
 from monitor.logs import SecretScrubber
 from monitor.simulator.scenario import Scenario
 
@@ -135,7 +135,7 @@ def run_cli(*argv: str) -> int:
     (captured, soon closed) stderr and turns propagation off; left like that
     it would break every later test's ``caplog`` and log to a closed file.
     """
-    from monitor.cli import main
+    from monitor.cli.main import main
 
     logger = logging.getLogger("nexomon")
     saved = (list(logger.handlers), logger.level, logger.propagate)

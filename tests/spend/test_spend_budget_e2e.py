@@ -35,7 +35,7 @@ from spend_helpers import metric, running_daemon, scenario, wait_until, write_co
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from monitor.daemon import Daemon
+from monitor.daemon.root import Daemon
 from monitor.simulator.server import RunningSimulator
 from monitor.store.db import make_engine
 from monitor.store.models import ProbeResultRow

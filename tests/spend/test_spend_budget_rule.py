@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from testutil import need_binary
 
-from monitor.exporter import Exporter
+from monitor.exporter.exporter import Exporter
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "rules" / "nexomon.rules.yml"
 BUDGET_METRICS = {"nexomon_budget_spent_usd", "nexomon_budget_limit_usd"}

@@ -20,8 +20,8 @@ from spend_helpers import run_cli, write_config
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from monitor.cli.report import build_report, month_start, render
 from monitor.outcome import Outcome
-from monitor.report import build_report, month_start, render
 from monitor.results import ProbeResult
 from monitor.store import rollup
 from monitor.store.batch import write_batch

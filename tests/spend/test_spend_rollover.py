@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from spend_helpers import FakeClock, scenario, write_config
 
-from monitor import config as config_mod
-from monitor.budget import Budget
-from monitor.daemon import build_runner
+from monitor.config import model as config_mod
+from monitor.daemon.root import build_runner
+from monitor.daemon.runner import ProbeRunner
 from monitor.logs import SecretScrubber
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
-from monitor.runner import ProbeRunner
 from monitor.simulator.server import RunningSimulator
 from monitor.simulator.stats import SimStats
+from monitor.spend.budget import Budget
 
 D = Decimal
 EXTRA = """

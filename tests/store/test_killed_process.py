@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from monitor.report import build_report, render
+from monitor.cli.report import build_report, render
 from monitor.store.db import make_engine, upgrade
 from monitor.store.models import ProbeResultRow
 

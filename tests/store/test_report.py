@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from monitor.cli.report import build_report, parse_since, render
 from monitor.errors import UsageError
 from monitor.outcome import Outcome
-from monitor.report import build_report, parse_since, render
 from monitor.store import rollup
 from monitor.store.batch import write_batch
 from monitor.store.db import make_engine

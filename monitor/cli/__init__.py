@@ -1,0 +1,6 @@
+"""The ``nexomon`` command line.
+
+``main`` parses arguments, ``commands`` does the work behind each command,
+``demo`` runs the simulator and the daemon together, ``report`` reads the
+store into tables.
+"""

@@ -1,0 +1,131 @@
+"""The work behind each ``nexomon`` subcommand (main.py only parses).
+
+Every handler takes the parsed arguments and the log scrubber (so API keys
+it reads are registered for redaction) and returns an exit code, or a
+coroutine that cli.main runs to an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.config import model as config_mod
+from monitor.errors import UsageError
+from monitor.logs import SecretScrubber
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(config_mod.resolve_path(args.config))
+
+
+def cmd_config_check(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.spend.forecast import forecast, render_forecast
+
+    cfg = _load(args)
+    for target in cfg.targets:
+        target.api_key()  # a missing key is a config error worth knowing now
+    names = ", ".join(t.name for t in cfg.targets)
+    print(f"{cfg.source}: ok ({len(cfg.targets)} target(s): {names})")
+    print(render_forecast(forecast(cfg)))
+    return 0
+
+
+async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    cfg = _load(args)
+    if args.target is not None and args.target not in {t.name for t in cfg.targets}:
+        raise UsageError(f"--target {args.target}: no such target in {cfg.source}")
+    # Imported after the checks above: a usage or config error answers at once.
+    from monitor.daemon.probe_round import render_json, render_table, run_round
+    from monitor.daemon.root import build_runner
+
+    store = None
+    sinks = []
+    if args.record:
+        from monitor.store.startup import open_store
+
+        store = open_store(cfg)
+        sinks.append(store.writer.submit)
+    runner, clients = build_runner(cfg, scrubber, sinks=sinks)
+    try:
+        results = await run_round(runner, cfg, target=args.target, model=args.model)
+    finally:
+        for client in clients.values():
+            await client.aclose()
+        if store is not None:
+            store.close()
+    done = [r for r in results if r is not None]
+    print(render_json(done) if args.json else render_table(done))
+    crashed = len(results) - len(done)
+    if crashed:
+        print(f"nexomon: {crashed} probe(s) crashed (a bug; see the log)", file=sys.stderr)
+    return 0 if done and not crashed and all(r.success for r in done) else 1
+
+
+def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.cli.report import build_report, parse_since, render
+    from monitor.store.db import make_engine, upgrade
+
+    cfg = _load(args)
+    try:
+        since = parse_since(args.since, datetime.now(UTC))
+    except ValueError as exc:
+        raise UsageError(f"--since {args.since}: {exc}") from None
+    upgrade(cfg.monitor.database_url)
+    engine = make_engine(cfg.monitor.database_url)
+    try:
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as session:
+            rows = build_report(session, since=since, by=args.by)
+    finally:
+        engine.dispose()
+    print(render(rows, args.format))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.store.db import redact, upgrade
+
+    cfg = _load(args)
+    upgrade(cfg.monitor.database_url)
+    print(f"database at head: {redact(cfg.monitor.database_url)}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.simulator.server import DEFAULT_PORT, serve
+
+    port = DEFAULT_PORT if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: must be 0..65535")
+    serve(args.host, port, args.scenario)
+    return 0
+
+
+async def cmd_run(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.daemon.root import Daemon
+
+    cfg = _load(args)
+    daemon = Daemon(cfg, scrubber=scrubber, config_path=cfg.source)
+    return await daemon.run()
+
+
+def cmd_demo(args: argparse.Namespace, scrubber: SecretScrubber) -> Any:
+    from monitor.cli.demo import run_demo
+
+    return run_demo(port=args.port, duration=args.duration, scrubber=scrubber)
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, SecretScrubber], Any]] = {
+    "run": cmd_run,
+    "probe": cmd_probe,
+    "report": cmd_report,
+    "db upgrade": cmd_db_upgrade,
+    "config check": cmd_config_check,
+    "simulate": cmd_simulate,
+    "demo": cmd_demo,
+}

@@ -1,0 +1,128 @@
+"""The ``nexomon`` command group: ``main(argv) -> exit code``.
+
+Exit codes: 0 fine, 1 probe failures (or a store failure), 2 usage or config
+error. Errors print as one line on stderr; a traceback only with ``--debug``.
+Each command only parses its arguments and calls the module that does the
+work, so everything here stays thin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn
+
+from monitor import __version__
+from monitor.errors import NexomonError, UsageError
+from monitor.logs import setup_logging
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "-c", "--config", help="config file (default: $NEXOMON_CONFIG or ./nexomon.toml)"
+    )
+    common.add_argument("--debug", action="store_true", help="print tracebacks, log at debug")
+    common.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    common.add_argument("--log-format", default="text", choices=["text", "json"])
+
+    parser = _Parser(
+        prog="nexomon",
+        description="Monitor an OpenAI-compatible LLM gateway: uptime, latency, limits, spend.",
+    )
+    parser.add_argument("--version", action="version", version=f"nexomon {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("run", parents=[common], help="run the daemon")
+
+    probe = sub.add_parser("probe", parents=[common], help="run one round of probes now")
+    probe.add_argument("--target", help="only this target")
+    probe.add_argument("--model", help="only this model (chat probe)")
+    probe.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    probe.add_argument("--record", action="store_true", help="also store the round in the database")
+
+    report = sub.add_parser(
+        "report", parents=[common], help="availability, latency and spend report"
+    )
+    report.add_argument("--since", default="7d", help="24h, 7d, 30d or an ISO date (default 7d)")
+    report.add_argument("--by", default="model", choices=["model", "day"])
+    report.add_argument("--format", default="table", choices=["table", "json", "csv"])
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_sub.add_parser("upgrade", parents=[common], help="apply migrations")
+
+    config = sub.add_parser("config", help="config file tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
+    config_sub.add_parser("check", parents=[common], help="validate and print the cost forecast")
+
+    simulate = sub.add_parser("simulate", parents=[common], help="run the fake gateway")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=None, help="default 8080")
+    simulate.add_argument("--scenario", help="scenario TOML (default: the built-in one)")
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="simulator + daemon on SQLite in a temp dir"
+    )
+    demo.add_argument(
+        "--port", type=int, default=9464, help="HTTP port of the daemon (0 = any free)"
+    )
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    level = "debug" if args.debug else args.log_level
+    scrubber = setup_logging(level, args.log_format)
+    try:
+        return _dispatch(args, scrubber)
+    except NexomonError as exc:
+        print(scrubber.scrub(f"nexomon: {exc}"), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.debug:
+            # Not a bare ``raise``: the interpreter would print the traceback
+            # unscrubbed, and an exception message may carry an API key.
+            print(scrubber.scrub(traceback.format_exc()), end="", file=sys.stderr)
+            return 1
+        text = scrubber.scrub(f"{type(exc).__name__}: {exc}")
+        print(f"nexomon: unexpected error: {text} (run with --debug for details)", file=sys.stderr)
+        logging.getLogger("nexomon").debug("unexpected error", exc_info=True)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, scrubber) -> int:  # type: ignore[no-untyped-def]
+    from monitor.cli import commands
+
+    command = args.command
+    if command == "db":
+        command = f"db {args.db_command}"
+    elif command == "config":
+        command = f"config {args.config_command}"
+    handler = commands.HANDLERS.get(command)
+    if handler is None:  # pragma: no cover - argparse rejects unknown commands first
+        raise UsageError(f"unknown command {command!r}")
+    result = handler(args, scrubber)
+    if asyncio.iscoroutine(result):
+        return asyncio.run(result)
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,349 @@
+"""Prometheus metrics: every series of docs/architecture.md's metric table, on an explicit registry.
+
+Contracts:
+
+- Metric names, types and label sets are those of docs/architecture.md (plus
+  ``nexomon_probe_interval_seconds``, ``nexomon_models_over_limit``,
+  ``nexomon_probe_errors_total`` and ``nexomon_scheduler_misfires_total``).
+  Nothing is registered on prometheus_client's global ``REGISTRY``.
+- Label values are bounded (``monitor.exporter.slots.LabelSlots``). A
+  target exports at most ``max_models`` distinct ``model`` values, first
+  come first served; ids beyond that, and ids longer than
+  ``MAX_LABEL_LENGTH`` (model ids come from an untrusted gateway), are left
+  out of every metric, counted in ``nexomon_models_over_limit{target}`` and
+  logged once per target. A model keeps its slot until ``forget()``.
+- No ``_created`` series, and nothing on a global registry: the metrics
+  live in private registries forwarded by ``monitor.exporter.collectors.WithoutCreated``.
+- Observing is cheap: the prometheus_client children of a job (target,
+  probe, model) and of a (target, model) are looked up once, when first
+  needed, and cached (``monitor.exporter.children``) until ``forget()``; a result
+  then costs no ``labels()`` call and no label dict. ``mark_unpriced``
+  that changes nothing returns without the lock (the runner calls it for
+  every chat result that spent tokens).
+- The scrape: ``render(registry)`` is a drop-in for ``generate_latest``
+  (``web.build_app(render_metrics=...)``) with the same samples and values.
+  The per-(target, model) families (every metric with both labels, ~37,000
+  samples at 1,000 models) are rendered incrementally by
+  ``monitor.exporter.exposition.SeriesExposition``: every change of such a series
+  marks its (target, model), and a scrape re-renders only marked ones
+  (~35 µs each), reading the values from the children. The rest of the
+  registry (a few dozen samples) goes through ``generate_latest``.
+  ``render_async`` is the same on the event loop in ~1 ms slices
+  (``monitor.exporter.render``).
+- A skipped result (no request sent) counts in ``nexomon_probes_total`` and
+  moves ``nexomon_probe_last_run_timestamp_seconds`` (the job ran), but
+  leaves success, duration, phases and HTTP status at the last real probe.
+  The last-run timestamp is ``started_at + duration_s`` (``started_at``
+  when there is no duration), so it is the result's own time, not the
+  time the exporter happened to see it.
+- Values from the gateway that a counter cannot take (negative token
+  counts or cost) are ignored, never raised: observing is not allowed to fail.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
+
+from monitor.exporter.children import JobChildren, ModelChildren
+from monitor.exporter.collectors import WithoutCreated, WriterCollector, WriterStats
+from monitor.exporter.exposition import Children, Key, SeriesExposition
+from monitor.exporter.metrics import CATALOG_CHANGES, MetricSet
+from monitor.exporter.render import ScrapeRenderer
+from monitor.exporter.slots import LabelSlots
+from monitor.outcome import Outcome
+from monitor.results import PHASE_NAMES, ProbeResult
+
+
+class Exporter(MetricSet):
+    """Owns every nexomon metric; the runner and scheduler feed it.
+
+    Thread-safe: observing may happen on the event loop while a scrape
+    renders in a worker thread (``render``; the daemon's ``render_async``
+    runs on the loop itself).
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
+        inner = CollectorRegistry(auto_describe=True)
+        super().__init__(inner, version=version)
+
+        # The per-(target, model) families (every metric with both labels; they
+        # change only through _observe*, _child and _forget) get the incremental
+        # exposition.
+        per_model = [m for m, names in self._labelnames.items() if {"target", "model"} <= {*names}]
+        cached = CollectorRegistry(auto_describe=True)
+        for metric in per_model:
+            inner.unregister(metric)
+            cached.register(metric)
+        self._exposition = SeriesExposition(per_model, self._labelnames)
+        self._registry = registry
+        self._collector = WithoutCreated(cached, inner)
+
+        self._writer = WriterCollector()
+        self._renderer = ScrapeRenderer(
+            self._exposition, self._children_of, registry, self._collector
+        )
+        registry.register(self._collector)
+        registry.register(self._writer)
+
+        self._lock = threading.Lock()
+        self._slots = LabelSlots(evict=self._evict, refused=self._refused)
+        self._listed: dict[str, set[str]] = {}  # target -> admitted models listed last time
+        # (target, model) -> every live (metric, label values) of it and its child,
+        # for forget() and the exposition.
+        self._series: dict[Key, dict[tuple[MetricWrapperBase, tuple[str, ...]], Any]] = {}
+        # (target, model) -> its cached children; only for admitted, non-delisted models.
+        self._models: dict[Key, ModelChildren] = {}
+
+    # -- label bookkeeping and the child cache ---------------------------------
+
+    def configure_target(self, target: str, max_models: int) -> None:
+        """Set the model cap of a target. Lowering it evicts nobody already admitted."""
+        with self._lock:
+            self._slots.configure(target, max_models)
+            for change in CATALOG_CHANGES:
+                self.catalog_changes.labels(target=target, change=change)
+            self.over_limit.labels(target=target).set(self._slots.refused_count(target))
+
+    def _evict(self, target: str, model: str) -> None:
+        self._forget(target, model, keep_listed=False)
+
+    def _refused(self, target: str, count: int) -> None:
+        self.over_limit.labels(target=target).set(count)
+
+    def _child(self, metric: MetricWrapperBase, key: Key, values: tuple[str, ...]) -> Any:
+        """``metric.labels(*values)``, remembered under ``key`` for ``forget`` and the
+        exposition (marked as a new series). Caller holds the lock; called on cache
+        misses only.
+        """
+        child = metric.labels(*values)
+        self._series.setdefault(key, {})[(metric, values)] = child
+        self._exposition.mark(key, structural=True)
+        return child
+
+    def _model(self, target: str, model: str) -> ModelChildren | None:
+        """The cache of an admitted (target, model), made on first use; None if refused."""
+        key = (target, model)
+        state = self._models.get(key)
+        if state is None:
+            if not self._slots.admit(target, model):
+                return None
+            state = self._models[key] = ModelChildren(key)
+        return state
+
+    def _job(self, target: str, probe: str, model: str) -> JobChildren | None:
+        """The cache of a job, made (every outcome created at 0) on first use.
+
+        A counter series that first appears at 1 hides that first probe from
+        increase()/rate(); set_interval() makes the job when it is scheduled,
+        so a scrape sees the zeros before the first result.
+        """
+        state = self._model(target, model)
+        if state is None:
+            return None
+        job = state.jobs.get(probe)
+        if job is None:
+            key, values = state.values, (target, probe, model)
+            probes = {o: self._child(self.probes, key, (*values, o.value)) for o in Outcome}
+            job = state.jobs[probe] = JobChildren(values, probes)
+        return job
+
+    # -- probe results ----------------------------------------------------
+
+    def observe(self, result: ProbeResult) -> None:
+        """Export one probe result (see the module docstring for the rules)."""
+        with self._lock:
+            self._observe(result)
+
+    def _observe(self, r: ProbeResult) -> None:
+        state = self._models.get((r.target, r.model))
+        job = None if state is None else state.jobs.get(r.probe)
+        if job is None:
+            job = self._job(r.target, r.probe, r.model)
+            if job is None:
+                return
+            state = self._models[(r.target, r.model)]
+        key, values = state.values, job.values
+        self._exposition.mark(key)
+        job.probes[r.outcome].inc()
+        child = job.last_run or self._set(job, "last_run", self.last_run, key)
+        child.set(r.started_at.timestamp() + (r.duration_s or 0.0))
+
+        if r.outcome is not Outcome.SKIPPED:
+            (job.success or self._set(job, "success", self.success, key)).set(1 if r.success else 0)
+            child = job.http_status or self._set(job, "http_status", self.http_status, key)
+            child.set(r.http_status or 0)
+            if r.duration_s is not None:
+                child = job.duration or self._set(job, "duration", self.duration, key)
+                child.observe(r.duration_s)
+            phases, phase_values = state.phases, r.phases
+            for name in PHASE_NAMES:
+                seconds = getattr(phase_values, name)
+                child = phases.get((values[1], name))
+                if seconds is None:
+                    if child is not None:  # keep no stale value from an older probe
+                        del phases[(values[1], name)]
+                        self.phase.remove(*values, name)
+                        self._series[key].pop((self.phase, (*values, name)), None)
+                        self._exposition.mark(key, structural=True)
+                    continue
+                if child is None:
+                    child = phases[(values[1], name)] = self._child(
+                        self.phase, key, (*values, name)
+                    )
+                child.set(seconds)
+
+        self._observe_usage(r, state)
+        if r.model_ids is not None:
+            self._observe_catalog(r.target, r.model_ids)
+
+    def _set(
+        self, holder: JobChildren | ModelChildren, attr: str, metric: MetricWrapperBase, key: Key
+    ) -> Any:
+        """Create ``holder``'s child of ``metric`` (a cache miss) and cache it as ``attr``."""
+        child = self._child(metric, key, holder.values)
+        setattr(holder, attr, child)
+        return child
+
+    def _observe_usage(self, r: ProbeResult, state: ModelChildren) -> None:
+        key = state.values
+        for i, count in enumerate((r.prompt_tokens, r.completion_tokens)):
+            if count is not None and count >= 0:
+                tokens = state.tokens
+                if tokens is None:  # both types appear together, at 0
+                    tokens = state.tokens = (
+                        self._child(self.tokens, key, (*key, "input")),
+                        self._child(self.tokens, key, (*key, "output")),
+                    )
+                tokens[i].inc(count)
+        if r.cost_usd is not None and r.cost_usd >= 0:
+            (state.cost or self._set(state, "cost", self.cost, key)).inc(float(r.cost_usd))
+        if r.ratelimit_limit is not None:
+            child = state.rl_limit or self._set(state, "rl_limit", self.rl_limit, key)
+            child.set(r.ratelimit_limit)
+        if r.ratelimit_remaining is not None:
+            child = state.rl_remaining or self._set(state, "rl_remaining", self.rl_remaining, key)
+            child.set(r.ratelimit_remaining)
+        if r.retry_after_s is not None:
+            child = state.retry_after or self._set(state, "retry_after", self.retry_after, key)
+            child.set(r.retry_after_s)
+
+    def _observe_catalog(self, target: str, model_ids: tuple[str, ...]) -> None:
+        """Set ``listed`` where it changed (a model in ``_listed`` is at 1 already)."""
+        self.catalog_size.labels(target=target).set(len(set(model_ids)))
+        # The gateway's order decides who gets the label slots (first come first served).
+        listed_now = {m for m in dict.fromkeys(model_ids) if m and self._slots.admit(target, m)}
+        before = self._listed.get(target, set())
+        for model in listed_now - before:
+            state = self._model(target, model)  # admitted above: never None
+            if state is not None:
+                (state.listed or self._set(state, "listed", self.listed, state.values)).set(1)
+                self._exposition.mark(state.values)
+        for model in before - listed_now:  # no admission: a delisted model keeps its place
+            key = (target, model)
+            state = self._models.get(key)
+            child = None if state is None else state.listed
+            if child is None:
+                child = self._child(self.listed, key, key)
+                if state is not None:
+                    state.listed = child
+            child.set(0)
+            self._exposition.mark(key)
+        self._listed[target] = listed_now
+
+    # -- everything else ---------------------------------------------------
+
+    def mark_unpriced(self, target: str, model: str, unpriced: bool) -> None:
+        """Set ``nexomon_model_unpriced``; no lock and no work when it is unchanged."""
+        unpriced = bool(unpriced)
+        state = self._models.get((target, model))
+        if state is not None and state.unpriced_value is unpriced:
+            return  # a forget() racing this is as if it came after: the series is gone
+        with self._lock:
+            state = self._model(target, model)
+            if state is None:
+                return
+            child = state.unpriced or self._set(state, "unpriced", self.unpriced, state.values)
+            child.set(1 if unpriced else 0)
+            state.unpriced_value = unpriced
+            self._exposition.mark(state.values)
+
+    def catalog_changed(self, target: str, change: str, count: int = 1) -> None:
+        """Count models added to or removed from a target's /models answer."""
+        if change not in CATALOG_CHANGES:
+            raise ValueError(f"change must be one of {CATALOG_CHANGES}, not {change!r}")
+        if count > 0:
+            self.catalog_changes.labels(target=target, change=change).inc(count)
+
+    def set_interval(self, target: str, probe: str, model: str, seconds: float) -> None:
+        with self._lock:
+            job = self._job(target, probe, model)
+            if job is not None:
+                key = (target, model)
+                (job.interval or self._set(job, "interval", self.interval, key)).set(seconds)
+                self._exposition.mark(key)
+
+    def forget(self, target: str, model: str, *, keep_listed: bool = False) -> None:
+        """Remove the series of (target, model) and free its label slot.
+
+        ``keep_listed`` (a model that left /models): keep its
+        ``nexomon_model_listed`` 0 series, so "delisted" stays visible and
+        alertable, and keep its slot until a newcomer needs one (the oldest
+        delisted model is evicted first), so the bound stays ``max_models``.
+        The child cache of the model goes either way (a delisted model that
+        comes back is admitted and cached anew).
+        """
+        with self._lock:
+            self._forget(target, model, keep_listed=keep_listed)
+
+    def _forget(self, target: str, model: str, *, keep_listed: bool) -> None:
+        """``forget`` with the lock held."""
+        key = (target, model)
+        self._models.pop(key, None)
+        series = self._series.pop(key, {})
+        kept = {(m, v): c for (m, v), c in series.items() if keep_listed and m is self.listed}
+        for metric, values in series.keys() - kept.keys():
+            metric.remove(*values)
+        self._exposition.mark(key, structural=True)
+        if kept:
+            self._series[key] = kept
+            self._slots.delist(target, model)
+            return
+        self._slots.release(target, model)
+        self._listed.get(target, set()).discard(model)
+
+    def forget_target(self, target: str) -> None:
+        """Remove every series of a target (it left the config on reload)."""
+        with self._lock:
+            models = {model for t, model in (*self._series, *self._models) if t == target}
+        for model in models:
+            self.forget(target, model)
+        with self._lock:
+            for metric in (self.catalog_size, self.over_limit):
+                metric.remove(target)
+            for change in CATALOG_CHANGES:
+                self.catalog_changes.remove(target, change)
+            self._slots.drop(target)
+            self._listed.pop(target, None)
+
+    def bind_writer(self, stats: Callable[[], WriterStats]) -> None:
+        """Export the writer's health; ``stats()`` is called at every scrape."""
+        self._writer.stats = stats
+
+    # -- the scrape's fast path ---------------------------------------------
+
+    def render(self, registry: CollectorRegistry) -> bytes:
+        """``generate_latest(registry)``, fast (see monitor.exporter.render)."""
+        return self._renderer.render(registry)
+
+    async def render_async(self, registry: CollectorRegistry) -> bytes:
+        """``render`` in slices on the event loop (the daemon's /metrics)."""
+        return await self._renderer.render_async(registry)
+
+    def _children_of(self, keys: set[Key]) -> Children:
+        with self._lock:
+            return {key: list(self._series.get(key, {}).items()) for key in keys}

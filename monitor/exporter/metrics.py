@@ -1,0 +1,154 @@
+"""The metric objects of docs/architecture.md's metric table, on one private registry.
+
+``MetricSet`` creates every nexomon metric (names, help, types, label sets
+are contracts: see docs/architecture.md and monitor.exporter.exporter's docstring) on the
+registry it is given and remembers each metric's label names in order.
+It also sets the process-wide (unlabelled) ones; ``Exporter`` is a
+MetricSet that also feeds and renders the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+# OpenTelemetry GenAI semantic conventions' bucket boundaries for LLM latency.
+DURATION_BUCKETS = (
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
+)
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CATALOG_CHANGES = ("added", "removed")
+
+_JOB = ("target", "probe", "model")
+_TM = ("target", "model")
+
+
+class MetricSet:
+    """Every nexomon metric, created on ``inner``; ``_labelnames`` maps each to its labels."""
+
+    def __init__(self, inner: CollectorRegistry, *, version: str) -> None:
+        # Label names per metric, in order, so forget() can call remove().
+        self._labelnames: dict[MetricWrapperBase, tuple[str, ...]] = {}
+
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            metric = Gauge(name, doc, labels, registry=inner)
+            self._labelnames[metric] = labels
+            return metric
+
+        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
+            metric = Counter(name, doc, labels, registry=inner)
+            self._labelnames[metric] = labels
+            return metric
+
+        self.success = gauge(
+            "nexomon_probe_success", "1 if the last completed probe succeeded.", _JOB
+        )
+        self.duration = Histogram(
+            "nexomon_probe_duration_seconds",
+            "Total probe latency (gateway time, no client-side queueing).",
+            _JOB,
+            buckets=DURATION_BUCKETS,
+            registry=inner,
+        )
+        self._labelnames[self.duration] = _JOB
+        self.phase = gauge(
+            "nexomon_probe_phase_seconds", "Last probe's time per phase.", (*_JOB, "phase")
+        )
+        self.probes = counter("nexomon_probes_total", "Probes by outcome.", (*_JOB, "outcome"))
+        self.last_run = gauge(
+            "nexomon_probe_last_run_timestamp_seconds", "When the last probe finished.", _JOB
+        )
+        self.http_status = gauge(
+            "nexomon_probe_http_status_code", "Last HTTP status (0 when none).", _JOB
+        )
+        self.interval = gauge(
+            "nexomon_probe_interval_seconds", "Configured interval of the probe job.", _JOB
+        )
+        self.listed = gauge("nexomon_model_listed", "1 while /models lists the model, else 0.", _TM)
+        self.catalog_size = gauge(
+            "nexomon_catalog_size", "Models in the last /models answer.", ("target",)
+        )
+        self.catalog_changes = counter(
+            "nexomon_catalog_changes_total",
+            "Models added to or removed from /models.",
+            ("target", "change"),
+        )
+        self.over_limit = gauge(
+            "nexomon_models_over_limit",
+            "Model ids left out of the metrics (beyond max_models or too long).",
+            ("target",),
+        )
+        self.tokens = counter(
+            "nexomon_tokens_total", "Tokens the probes used, from usage.", (*_TM, "type")
+        )
+        self.cost = counter("nexomon_cost_usd_total", "Probe spend at configured prices.", _TM)
+        self.unpriced = gauge(
+            "nexomon_model_unpriced", "1 when tokens were spent on a model with no price.", _TM
+        )
+        self.rl_limit = gauge("nexomon_ratelimit_limit", "Last x-ratelimit-limit value.", _TM)
+        self.rl_remaining = gauge(
+            "nexomon_ratelimit_remaining", "Last x-ratelimit-remaining value.", _TM
+        )
+        self.retry_after = gauge(
+            "nexomon_ratelimit_retry_after_seconds", "Last retry-after, in seconds.", _TM
+        )
+        self.budget_spent = gauge("nexomon_budget_spent_usd", "Today's probe spend (UTC day).")
+        self.budget_limit = gauge(
+            "nexomon_budget_limit_usd", "Today's spend cap; +Inf when there is none."
+        )
+        self.lag = Histogram(
+            "nexomon_scheduler_lag_seconds",
+            "Actual job start minus scheduled start.",
+            buckets=LAG_BUCKETS,
+            registry=inner,
+        )
+        self.misfires = counter(
+            "nexomon_scheduler_misfires_total", "Job runs the scheduler missed."
+        )
+        self.errors = counter(
+            "nexomon_probe_errors_total", "Exceptions caught in the probe runner (bugs)."
+        )
+        self.reload_ok = gauge(
+            "nexomon_config_last_reload_successful", "0 after a config reload that failed."
+        )
+        self.build_info = gauge("nexomon_build_info", "Build information.", ("version",))
+
+        self.budget_limit.set(math.inf)
+        self.reload_ok.set(1)
+        self.build_info.labels(version=version).set(1)
+
+    # -- the process-wide metrics (no labels) -------------------------------
+
+    def observe_lag(self, seconds: float) -> None:
+        """Record how late a job started (an early start counts as 0)."""
+        self.lag.observe(max(0.0, seconds))
+
+    def misfire(self) -> None:
+        self.misfires.inc()
+
+    def probe_error(self) -> None:
+        self.errors.inc()
+
+    def set_budget(self, spent_usd: Decimal | float, limit_usd: Decimal | float | None) -> None:
+        """Today's probe spend and cap; no cap is exported as +Inf."""
+        self.budget_spent.set(float(spent_usd))
+        self.budget_limit.set(math.inf if limit_usd is None else float(limit_usd))
+
+    def set_reload_ok(self, ok: bool) -> None:
+        self.reload_ok.set(1 if ok else 0)

@@ -1,0 +1,321 @@
+"""GatewayClient: the two calls nexomon makes, each returned as an Exchange.
+
+Contract:
+
+* ``list_models()`` and ``chat()`` never raise for gateway or network
+  trouble. Every transport problem becomes an Exchange with ``failure`` set:
+  ``"timeout"``, ``"connection"`` (refused, reset, DNS, TLS, protocol
+  garbage), ``"too_large"`` (the body passed ``max_body_bytes``) or
+  ``"decoding"`` (a broken Content-Encoding). Cancellation from outside
+  still propagates.
+* ``timeout`` bounds the whole exchange, pool wait and body included: httpx's
+  own timeouts are per read, so a server dripping one byte a second would
+  otherwise never time out.
+* The body is read streaming and capped; the connection is closed as soon
+  as the cap is passed.
+* The default transport is monitor.http.transport.Http11Transport, httpx's API over
+  a lean HTTP/1.1 client chosen by measurement (benchmarks/transport_cpu.py,
+  README "Design notes"); behind an environment proxy it hands the request
+  to monitor.http.aiohttp_transport.AiohttpTransport. The Exchange is monitor.gateway.exchange's.
+* Timings come from the transport's trace events (see monitor.http.timing): time
+  spent queueing for a free pooled connection is not gateway latency.
+* The API key goes only into the Authorization header. It is removed from
+  ``failure_detail``, from the whitelisted header values and from the body
+  before it is parsed (a gateway may echo a bad key in its error message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from monitor import __version__
+from monitor.gateway.exchange import (
+    FAILURE_CONNECTION,
+    FAILURE_DECODING,
+    FAILURE_TIMEOUT,
+    FAILURE_TOO_LARGE,
+    Exchange,
+    connection_detail,
+)
+from monitor.gateway.headers import REDACTED, GatewayHeaders, one_line, read_headers
+from monitor.http.timing import BODY_END, HEADERS, SENT, PhaseClock
+from monitor.http.transport import Http11Transport
+from monitor.results import Phases
+
+USER_AGENT = f"nexomon/{__version__}"
+
+
+class _TooLarge(Exception):
+    """The body passed the cap; internal, becomes failure "too_large"."""
+
+
+@dataclass(slots=True)
+class _Received:
+    """What arrived before the exchange ended, however it ended.
+
+    ``headers`` holds only the headers nexomon reads (see headers.read_headers).
+    """
+
+    status: int | None = None
+    headers: dict[str, str] | None = None
+    body: bytearray = field(default_factory=bytearray)
+
+
+def _checked_host(base_url: str) -> str:
+    """The host of ``base_url``; ValueError for a URL no request could use.
+
+    A bad base URL is a config bug, reported once at construction rather
+    than as a failed probe every interval.
+    """
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"invalid base_url: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError("invalid base_url: must be http(s)://host[:port]/path")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"invalid base_url: port {url.port} is out of range")
+    return url.host
+
+
+class GatewayClient:
+    """An httpx.AsyncClient bound to one gateway base URL and API key.
+
+    ``base_url`` is the API root, e.g. ``https://api.nexorouter.com/v1``;
+    a URL that is not http(s) with a host and a valid port raises ValueError.
+    ``transport`` replaces the default Http11Transport with any httpx
+    transport: httpx.AsyncHTTPTransport (httpcore: tls timed apart, resolve
+    not), or an ASGITransport in tests; one without trace events gets
+    coarser phases (see monitor.http.timing). ``max_connections`` applies to the
+    default transport only. ``max_body_bytes`` caps the decoded body.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float,
+        max_body_bytes: int = 1 << 20,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 100,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = timeout
+        self._max_body_bytes = max_body_bytes
+        self._host = _checked_host(self._base_url)
+        if transport is None:
+            # trust_env as below: HTTPS_PROXY / NO_PROXY, SSL_CERT_FILE / SSL_CERT_DIR.
+            transport = Http11Transport(max_connections=max_connections, trust_env=True)
+        self._client = httpx.AsyncClient(
+            headers={
+                "user-agent": USER_AGENT,
+                "accept": "application/json",
+                "authorization": f"Bearer {api_key}",
+            },
+            timeout=httpx.Timeout(timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            transport=transport,
+            follow_redirects=False,  # a redirect is an answer to report, not to follow
+            # Like curl: honour HTTPS_PROXY / SSL_CERT_FILE, which some hosts need to
+            # reach the gateway at all; behind a proxy the phases time the proxy hop.
+            trust_env=True,
+        )
+        # Requests are built here and handed to the transport directly: httpx's
+        # client layer (URL and header merging, cookie extraction through
+        # urllib's cookiejar, auth and redirect machinery) profiled at a
+        # quarter of the daemon's CPU and nexomon uses none of it per request.
+        # The client stays as the source of the merged default headers
+        # (accept-encoding, connection...) and closes the transport.
+        self._transport = transport
+        self._headers = self._client.headers
+        self._cookies = self._client.cookies  # kept as httpx's client keeps them
+        self._has_cookies = False  # the gateway ever set one
+        self._timeouts = httpx.Timeout(timeout).as_dict()
+        self._templates: dict[tuple[str, str], httpx.Request] = {}
+
+    def __repr__(self) -> str:
+        return f"GatewayClient({self._base_url!r}, timeout={self._timeout})"
+
+    async def list_models(self) -> Exchange:
+        """GET {base_url}/models."""
+        return await self._exchange("GET", "/models", None)
+
+    async def chat(self, model: str, prompt: str, max_tokens: int) -> Exchange:
+        """POST {base_url}/chat/completions: one non-streaming user message."""
+        payload = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+        }
+        return await self._exchange("POST", "/chat/completions", payload)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def __aenter__(self) -> GatewayClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def _exchange(self, method: str, path: str, payload: Any) -> Exchange:
+        started_at = datetime.now(UTC)
+        clock = PhaseClock()
+        got = _Received()
+        failure: str | None = None
+        detail: str | None = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._send(method, path, payload, clock, got)
+        except (TimeoutError, httpx.TimeoutException):
+            failure = FAILURE_TIMEOUT
+            detail = f"timed out after {self._timeout:g}s {clock.stage()}"
+        except _TooLarge:
+            failure = FAILURE_TOO_LARGE
+            detail = f"response body larger than {self._max_body_bytes} bytes"
+        except httpx.DecodingError as exc:
+            failure = FAILURE_DECODING
+            detail = f"cannot decode the body: {exc}"
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+            failure = FAILURE_CONNECTION
+            detail = connection_detail(exc, clock, self._host)
+        stop = time.perf_counter()
+        phases, duration = clock.phases(stop)
+        return self._build(method, path, started_at, got, failure, detail, phases, duration)
+
+    async def _send(
+        self, method: str, path: str, payload: Any, clock: PhaseClock, got: _Received
+    ) -> None:
+        request = self._request(method, path, payload, clock)
+        clock.mark(SENT)
+        response = await self._transport.handle_async_request(request)
+        try:
+            clock.mark(HEADERS)
+            got.status, got.headers = response.status_code, read_headers(response.headers)
+            if "set-cookie" in response.headers:
+                self._cookies.extract_cookies(response)
+                self._has_cookies = True
+            declared = got.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._max_body_bytes:
+                raise _TooLarge
+            # An identity body is its raw bytes: read the stream itself, without
+            # httpx's decoder and chunker layers; an encoded one goes through
+            # httpx, which decodes it and reports a broken encoding.
+            encoded = "content-encoding" in got.headers
+            chunks = response.aiter_bytes() if encoded else response.stream
+            async for chunk in chunks:  # type: ignore[union-attr]
+                got.body += chunk
+                if len(got.body) > self._max_body_bytes:
+                    raise _TooLarge
+            clock.mark(BODY_END)
+        finally:
+            # Closing a half-read response drops the connection instead of
+            # returning it to the pool, which is what a capped body needs.
+            await response.aclose()
+
+    def _request(self, method: str, path: str, payload: Any, clock: PhaseClock) -> httpx.Request:
+        """The request httpx's client would build: same URL, headers, body, timeouts.
+
+        No redirects are followed and no auth flow runs (there is none to
+        run); cookies a gateway set are sent back, as httpx's client does.
+        httpx.Request builds one template per (method, path); each request
+        copies its URL and headers and sets only the body and Content-Length
+        (encoded as httpx encodes JSON): ~8 µs of CPU instead of ~22 µs.
+        """
+        if self._client.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        template = self._templates.get((method, path))
+        if template is None:
+            template = httpx.Request(
+                method, self._base_url + path, headers=self._headers, json=payload
+            )
+            self._templates[(method, path)] = template
+        headers = httpx.Headers(template.headers)
+        if payload is None:
+            body = b""
+        else:
+            body = json.dumps(
+                payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+            headers["Content-Length"] = str(len(body))
+        # stream=: httpx adds no headers of its own; the template's are complete.
+        request = httpx.Request(
+            method,
+            template.url,
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            extensions={"trace": clock, "timeout": self._timeouts},
+        )
+        # Not `if jar:`: CookieJar's len() walks the whole jar on every request.
+        if self._has_cookies:
+            self._cookies.set_cookie_header(request)
+        return request
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        started_at: datetime,
+        got: _Received,
+        failure: str | None,
+        detail: str | None,
+        phases: Phases,
+        duration: float | None,
+    ) -> Exchange:
+        headers = GatewayHeaders.parse(got.headers or {}, self._api_key)
+        content_type = None
+        if got.headers and "content-type" in got.headers:
+            content_type = one_line(got.headers["content-type"].split(";")[0], 80, self._api_key)
+        body: Any = None
+        parse_error: str | None = None
+        if failure is None and got.status is not None:
+            body, parse_error = self._parse_body(bytes(got.body), content_type)
+        return Exchange(
+            method=method,
+            path=path,
+            started_at=started_at,
+            status=got.status,
+            body=body,
+            parse_error=parse_error,
+            failure=failure,
+            failure_detail=None if detail is None else one_line(detail, 200, self._api_key),
+            request_id=headers.request_id,
+            ratelimit_limit=headers.ratelimit_limit,
+            ratelimit_remaining=headers.ratelimit_remaining,
+            retry_after_s=headers.retry_after_s,
+            phases=phases,
+            duration_s=duration,
+            body_bytes=len(got.body),
+            content_type=content_type or None,
+        )
+
+    def _parse_body(self, raw: bytes, content_type: str | None) -> tuple[Any, str | None]:
+        if not raw.strip():
+            return None, "empty body"
+        if self._api_key:
+            raw = raw.replace(self._api_key.encode(), REDACTED.encode())
+        try:
+            return json.loads(raw), None
+        except RecursionError:
+            return None, "malformed JSON: nested too deeply"
+        except (ValueError, UnicodeDecodeError) as exc:
+            if content_type is None or "json" not in content_type:
+                return None, f"body is not JSON ({content_type or 'no content-type'})"
+            return None, one_line(f"malformed JSON: {exc}", 160)

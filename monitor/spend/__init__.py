@@ -1,0 +1,1 @@
+"""What probing costs: prices, the daily budget, and the forecast."""

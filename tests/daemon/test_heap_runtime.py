@@ -1,0 +1,80 @@
+"""monitor.daemon.runtime: the daemon's GIL switch interval and heap freezing, undone on exit."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import weakref
+
+from monitor.daemon import runtime
+
+
+def test_tune_sets_the_switch_interval_and_restore_undoes_it_and_unfreezes() -> None:
+    before = sys.getswitchinterval()
+    previous = runtime.tune(0.002)
+    try:
+        assert previous == before
+        assert sys.getswitchinterval() == 0.002
+        runtime.settle()
+        assert gc.get_freeze_count() > 0
+    finally:
+        runtime.restore(previous)
+    assert sys.getswitchinterval() == before
+    assert gc.get_freeze_count() == 0
+
+
+def test_settle_collects_cyclic_garbage_left_among_frozen_objects() -> None:
+    class Node:
+        other: Node | None = None
+
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        ref = weakref.ref(a)
+        runtime.settle()  # the live cycle is frozen with the rest
+        del a, b  # now garbage, but frozen objects are not scanned...
+        gc.collect()
+        assert ref() is not None
+        runtime.settle()  # ...until settle unfreezes, collects and freezes again
+        assert ref() is None
+    finally:
+        gc.unfreeze()
+
+
+async def test_heap_settler_runs_after_the_first_round_then_periodically() -> None:
+    settler = runtime.HeapSettler(first_s=0.0, every_s=0.01)
+    task = asyncio.create_task(settler.run())
+    try:
+        for _ in range(500):
+            if settler.runs >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        gc.unfreeze()
+    assert settler.runs >= 2
+
+
+async def test_survivor_freezer_freezes_after_a_slow_full_collection_only() -> None:
+    loop = asyncio.get_running_loop()
+    keep = [[i] for i in range(50_000)]  # long-lived and tracked (lists always are)
+    try:
+        with runtime.SurvivorFreezer(loop, slow_s=3600.0) as never:
+            gc.collect()
+            await asyncio.sleep(0)
+        assert never.freezes == 0 and gc.get_freeze_count() == 0
+        with runtime.SurvivorFreezer(loop, slow_s=0.0) as freezer:
+            gc.collect(1)  # a young collection is not a full one
+            await asyncio.sleep(0)
+            assert freezer.freezes == 0
+            gc.collect()
+            for _ in range(100):
+                if freezer.freezes:
+                    break
+                await asyncio.sleep(0)
+        assert freezer.freezes == 1
+        assert gc.get_freeze_count() >= len(keep)
+        assert freezer._on_gc not in gc.callbacks
+    finally:
+        gc.unfreeze()
