@@ -1,6 +1,7 @@
 """Throughput: the highest probe rate one core sustains, nexomon vs blackbox_exporter.
 
     python benchmarks/throughput.py [--rates 200,400,800,1200,1600,2000] [--seconds 20] [--json]
+                                    [--skip-blackbox] [--no-journal]
 
 nexomon: the real daemon (scheduler, runner, SQLite writer thread, exporter,
 HTTP routes, /metrics scraped every 5 s from 2 s on, i.e. the one-off first
@@ -147,7 +148,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--connections", type=int, default=50, help="wrk connections for blackbox")
     ap.add_argument("--skip-blackbox", action="store_true")
+    ap.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="run the daemon's writer without its results journal (the 'before' of issue 14)",
+    )
     args = ap.parse_args()
+    if args.no_journal:
+        import functools
+
+        from monitor.store import startup
+        from monitor.store.writer import ResultWriter
+
+        startup.ResultWriter = functools.partial(ResultWriter, journal=False)  # type: ignore[misc]
     rows: list[dict[str, Any]] = []
     best = 0.0
     with Responder(models=10) as responder:

@@ -7,6 +7,12 @@ first-ever listing of a target is a baseline too: it records its models in
 does not report its whole catalog as "changed" (nexomon_catalog_changes_total
 and any alert on it stay quiet). Models listed later are ``added``; models
 that disappear are ``removed``; a model that comes back is ``added`` again.
+
+A listing's events are bounded (a hostile gateway alternating two lists of
+50,000 ids must not write 100,000 rows a minute): with a ``limit``, at most
+``limit`` events per direction name a model, and the rest of that direction
+becomes one summary event with ``model == ""`` and ``count`` = how many
+models it stands for. So one listing yields at most ``2 * limit + 2`` events.
 """
 
 from __future__ import annotations
@@ -36,8 +42,13 @@ class CatalogEvent:
     at: datetime
     location: str
     target: str
-    model: str
+    model: str  # "" for a summary event
     change: Change
+    count: int = 1  # models this event stands for: more than 1 only in a summary event
+
+    @property
+    def summary(self) -> bool:
+        return self.model == ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +57,21 @@ class CatalogDiff:
     removed: frozenset[str]
     baseline: bool  # the target had no stored catalog: nothing counts as a change
 
-    def events(self, *, at: datetime, location: str, target: str) -> list[CatalogEvent]:
+    def events(
+        self, *, at: datetime, location: str, target: str, limit: int | None = None
+    ) -> list[CatalogEvent]:
+        """The changes as events, in id order; beyond ``limit`` per direction one summary."""
         if self.baseline:
             return []
-        out = [CatalogEvent(at, location, target, m, "added") for m in sorted(self.added)]
-        out += [CatalogEvent(at, location, target, m, "removed") for m in sorted(self.removed)]
+        out: list[CatalogEvent] = []
+        for change, models in (("added", self.added), ("removed", self.removed)):
+            named = sorted(models)
+            rest = 0 if limit is None else max(0, len(named) - limit)
+            out += [
+                CatalogEvent(at, location, target, m, change) for m in named[: len(named) - rest]
+            ]
+            if rest:
+                out.append(CatalogEvent(at, location, target, "", change, rest))
         return out
 
 

@@ -49,7 +49,12 @@ class ProbeResult:
     time spent queueing inside the client. ``error`` is short, single-line
     and redacted (no secrets). ``model`` is "" for the models probe.
     ``model_ids`` carries the listed ids for the models probe (None otherwise);
-    it is not a column, the catalog consumes it.
+    it is not a column, the catalog consumes it. ``invalid_entries`` is how
+    many entries of a successful listing were skipped as invalid (0 when
+    none; None for other probes and failed listings); not a column either,
+    the exporter consumes it. Every string that came from the gateway
+    (``request_id``, ``error``, ``finish_reason``, ``response_model``,
+    ``model_ids``) has passed monitor.untrusted.clean.
     """
 
     started_at: datetime  # UTC, timezone-aware
@@ -73,6 +78,7 @@ class ProbeResult:
     finish_reason: str | None = None
     response_model: str | None = None
     model_ids: tuple[str, ...] | None = None
+    invalid_entries: int | None = None
 
     @property
     def success(self) -> bool:
@@ -106,4 +112,5 @@ class ProbeResult:
             "finish_reason": self.finish_reason,
             "response_model": self.response_model,
             "models_listed": None if self.model_ids is None else len(self.model_ids),
+            "invalid_entries": self.invalid_entries,
         }

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from monitor.errors import UsageError
 from monitor.outcome import Outcome
 from monitor.store.aggregate import Aggregate, aggregate, by_day, by_model
+from monitor.untrusted import escape_controls
 
 FORMATS = ("table", "json", "csv")
 BY = ("model", "day")
@@ -258,7 +259,7 @@ def _flat(row: ReportRow) -> dict[str, Any]:
 
 
 def render(rows: list[ReportRow], fmt: str) -> str:
-    """The report as ``table`` (aligned text), ``json`` or ``csv``."""
+    """The report as ``table`` (aligned text, control characters escaped), ``json`` or ``csv``."""
     if fmt == "json":
         return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
     if fmt not in FORMATS:
@@ -275,7 +276,10 @@ def render(rows: list[ReportRow], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(flats)
         return buffer.getvalue()
-    cells = [[str(f[c]) for c in columns] for f in flats]
+    # Model ids come from a gateway: control characters are shown as escapes,
+    # so a row stays one line and sends the terminal nothing (csv/json escape
+    # by their own rules).
+    cells = [[escape_controls(str(f[c])) for c in columns] for f in flats]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += [

@@ -16,6 +16,7 @@ from monitor.catalog import usable_ids
 from monitor.config.model import Config, TargetConfig
 from monitor.daemon.runner import ProbeRunner
 from monitor.results import ProbeResult
+from monitor.untrusted import escape_controls
 
 
 def chat_models(target: TargetConfig, listed: Sequence[str] | None) -> list[str]:
@@ -85,10 +86,15 @@ def _ratelimit(result: ProbeResult) -> str:
 
 
 def render_table(results: Sequence[ProbeResult]) -> str:
-    """An aligned plain-text table, one row per result; errors cut to 60 chars."""
+    """An aligned plain-text table, one row per result; errors cut to 60 chars.
+
+    Control characters in a cell (a model id or an error holding ``\\n`` or
+    ``ESC``) are shown as escapes (monitor.untrusted.escape_controls): one
+    row stays one line and nothing reaches the terminal as a command.
+    """
     rows = [[title for title, _ in COLUMNS]]
     for result in results:
-        row = [getter(result) for _, getter in COLUMNS]
+        row = [escape_controls(getter(result)) for _, getter in COLUMNS]
         row[-1] = row[-1] if len(row[-1]) <= 60 else row[-1][:59] + "…"
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]

@@ -30,6 +30,13 @@ class WriterStats(Protocol):
     written_total: int
     errors_total: int
     dropped_total: int
+    refused_total: int  # rows the database refused on their own (in the dead-letter file)
+    loop_errors_total: int  # unexpected exceptions the writer thread survived (bugs)
+    unjournaled_total: int  # rows accepted without a journal line (not safe from a kill)
+
+    def health(self) -> str | None:
+        """None while the writer works, else why not (dead, stalled)."""
+        ...
 
 
 class WithoutCreated(Collector):
@@ -71,7 +78,14 @@ class WithoutCreated(Collector):
 
 
 class WriterCollector(Collector):
-    """The store writer's counters, read from its stats at scrape time."""
+    """The store writer's counters and health, read from its stats at scrape time.
+
+    ``nexomon_store_rows_refused_total`` counts rows the database refused on
+    their own (kept in the dead-letter file), ``nexomon_store_writer_errors_total``
+    unexpected exceptions the writer survived, ``nexomon_store_unjournaled_rows_total``
+    rows accepted without a journal line, and ``nexomon_store_writer_up`` is 1
+    while the writer thread is alive and not stalled.
+    """
 
     def __init__(self) -> None:
         self.stats: Callable[[], WriterStats] | None = None
@@ -82,9 +96,22 @@ class WriterCollector(Collector):
             CounterMetricFamily("nexomon_store_written_rows", "Rows written to the database."),
             CounterMetricFamily("nexomon_store_errors", "Failed database writes."),
             CounterMetricFamily("nexomon_store_dropped_rows", "Rows dropped (outage buffer full)."),
+            CounterMetricFamily("nexomon_store_rows_refused", "Rows the database refused."),
+            CounterMetricFamily("nexomon_store_writer_errors", "Errors the writer survived."),
+            CounterMetricFamily("nexomon_store_unjournaled_rows", "Rows without a journal line."),
+            GaugeMetricFamily("nexomon_store_writer_up", "1 while the store writer works."),
         ]
         if stats is not None:
-            values = (stats.pending, stats.written_total, stats.errors_total, stats.dropped_total)
+            values = (
+                stats.pending,
+                stats.written_total,
+                stats.errors_total,
+                stats.dropped_total,
+                stats.refused_total,
+                stats.loop_errors_total,
+                stats.unjournaled_total,
+                0 if stats.health() else 1,
+            )
             for family, value in zip(families, values, strict=True):
                 family.add_metric([], float(value))
         return families

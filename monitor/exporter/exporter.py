@@ -200,6 +200,7 @@ class Exporter(MetricSet):
         self._observe_usage(r, state)
         if r.model_ids is not None:
             self._observe_catalog(r.target, r.model_ids)
+            self.catalog_invalid.labels(target=r.target).set(r.invalid_entries or 0)
 
     def _set(
         self, holder: JobChildren | ModelChildren, attr: str, metric: MetricWrapperBase, key: Key
@@ -272,6 +273,10 @@ class Exporter(MetricSet):
             state.unpriced_value = unpriced
             self._exposition.mark(state.values)
 
+    def catalog_flapped(self, target: str, count: int = 1) -> None:
+        """Count catalog changes the log left out (a model flapping within the hour)."""
+        self.catalog_flaps.labels(target=target).inc(count)
+
     def catalog_changed(self, target: str, change: str, count: int = 1) -> None:
         """Count models added to or removed from a target's /models answer."""
         if change not in CATALOG_CHANGES:
@@ -323,7 +328,12 @@ class Exporter(MetricSet):
         for model in models:
             self.forget(target, model)
         with self._lock:
-            for metric in (self.catalog_size, self.over_limit):
+            for metric in (
+                self.catalog_size,
+                self.over_limit,
+                self.catalog_flaps,
+                self.catalog_invalid,
+            ):
                 metric.remove(target)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.remove(target, change)

@@ -89,6 +89,16 @@ class MetricSet:
             "Models added to or removed from /models.",
             ("target", "change"),
         )
+        self.catalog_flaps = counter(
+            "nexomon_catalog_flaps_total",
+            "Catalog changes of a model within an hour of its last logged change (not logged).",
+            ("target",),
+        )
+        self.catalog_invalid = gauge(
+            "nexomon_catalog_invalid_entries",
+            "Entries of the last /models answer skipped as invalid (no usable id).",
+            ("target",),
+        )
         self.over_limit = gauge(
             "nexomon_models_over_limit",
             "Model ids left out of the metrics (beyond max_models or too long).",

@@ -14,6 +14,8 @@ Precedence, first match wins:
 The error is one short line: ``"HTTP 503: upstream overloaded"`` (the
 gateway's own message, cut to about 120 characters, when it sent one),
 ``"timed out after 5s while connecting"``, ``"connection refused"``.
+Every piece of gateway text in it has passed monitor.untrusted.clean (through
+``one_line``): valid UTF-8, no API key, one printable line.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def gateway_message(body: Any) -> str | None:
     """The gateway's own error text from an OpenAI-style body, one line, or None.
 
     Understands ``{"error": {"message": ...}}``, ``{"error": "..."}``,
-    ``{"message": ...}`` and ``{"detail": ...}`` (FastAPI / Starlette).
+    ``{"message": ...}`` and ``{"detail": ...}`` (FastAPI / Starlette). The
+    text is cleaned (monitor.untrusted.clean) and cut to ``MESSAGE_LIMIT``.
     """
     if not isinstance(body, dict):
         return None

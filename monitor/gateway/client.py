@@ -5,8 +5,9 @@ Contract:
 * ``list_models()`` and ``chat()`` never raise for gateway or network
   trouble. Every transport problem becomes an Exchange with ``failure`` set:
   ``"timeout"``, ``"connection"`` (refused, reset, DNS, TLS, protocol
-  garbage), ``"too_large"`` (the body passed ``max_body_bytes``) or
-  ``"decoding"`` (a broken Content-Encoding). Cancellation from outside
+  garbage), ``"too_large"`` (the body passed ``max_body_bytes``, counted
+  while decoding) or ``"decoding"`` (a broken, unsupported or nested
+  Content-Encoding). Cancellation from outside
   still propagates.
 * ``timeout`` bounds the whole exchange, pool wait and body included: httpx's
   own timeouts are per read, so a server dripping one byte a second would
@@ -22,6 +23,10 @@ Contract:
 * The API key goes only into the Authorization header. It is removed from
   ``failure_detail``, from the whitelisted header values and from the body
   before it is parsed (a gateway may echo a bad key in its error message).
+* Every string of an Exchange that came from the gateway has passed
+  monitor.untrusted.clean: valid UTF-8 and free of the key in any encoding
+  (a JSON ``\\/`` or ``\\u`` escape, percent-encoding...); the parsed body's
+  strings and keys included (``clean_json``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 import httpx
 
 from monitor import __version__
+from monitor.gateway.decoding import ACCEPT_ENCODING, CappedDecoder, DecodingFailed, TooLarge
 from monitor.gateway.exchange import (
     FAILURE_CONNECTION,
     FAILURE_DECODING,
@@ -49,12 +55,9 @@ from monitor.gateway.headers import REDACTED, GatewayHeaders, one_line, read_hea
 from monitor.http.timing import BODY_END, HEADERS, SENT, PhaseClock
 from monitor.http.transport import Http11Transport
 from monitor.results import Phases
+from monitor.untrusted import clean_json
 
 USER_AGENT = f"nexomon/{__version__}"
-
-
-class _TooLarge(Exception):
-    """The body passed the cap; internal, becomes failure "too_large"."""
 
 
 @dataclass(slots=True)
@@ -114,12 +117,14 @@ class GatewayClient:
         self._max_body_bytes = max_body_bytes
         self._host = _checked_host(self._base_url)
         if transport is None:
-            # trust_env as below: HTTPS_PROXY / NO_PROXY, SSL_CERT_FILE / SSL_CERT_DIR.
+            # trust_env as below: HTTP(S)_PROXY / ALL_PROXY / NO_PROXY, SSL_CERT_FILE/_DIR.
             transport = Http11Transport(max_connections=max_connections, trust_env=True)
         self._client = httpx.AsyncClient(
             headers={
                 "user-agent": USER_AGENT,
                 "accept": "application/json",
+                # Only what CappedDecoder can inflate in capped slices.
+                "accept-encoding": ACCEPT_ENCODING,
                 "authorization": f"Bearer {api_key}",
             },
             timeout=httpx.Timeout(timeout),
@@ -128,7 +133,7 @@ class GatewayClient:
             ),
             transport=transport,
             follow_redirects=False,  # a redirect is an answer to report, not to follow
-            # Like curl: honour HTTPS_PROXY / SSL_CERT_FILE, which some hosts need to
+            # Like curl: honour HTTP(S)_PROXY / ALL_PROXY / SSL_CERT_FILE, which some hosts need to
             # reach the gateway at all; behind a proxy the phases time the proxy hop.
             trust_env=True,
         )
@@ -187,9 +192,12 @@ class GatewayClient:
         except (TimeoutError, httpx.TimeoutException):
             failure = FAILURE_TIMEOUT
             detail = f"timed out after {self._timeout:g}s {clock.stage()}"
-        except _TooLarge:
+        except TooLarge:
             failure = FAILURE_TOO_LARGE
             detail = f"response body larger than {self._max_body_bytes} bytes"
+        except DecodingFailed as exc:
+            failure = FAILURE_DECODING
+            detail = f"cannot decode the body: {exc}"
         except httpx.DecodingError as exc:
             failure = FAILURE_DECODING
             detail = f"cannot decode the body: {exc}"
@@ -214,16 +222,21 @@ class GatewayClient:
                 self._has_cookies = True
             declared = got.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self._max_body_bytes:
-                raise _TooLarge
-            # An identity body is its raw bytes: read the stream itself, without
-            # httpx's decoder and chunker layers; an encoded one goes through
-            # httpx, which decodes it and reports a broken encoding.
-            encoded = "content-encoding" in got.headers
-            chunks = response.aiter_bytes() if encoded else response.stream
-            async for chunk in chunks:  # type: ignore[union-attr]
-                got.body += chunk
-                if len(got.body) > self._max_body_bytes:
-                    raise _TooLarge
+                raise TooLarge
+            # The raw stream, without httpx's decoder and chunker layers: an
+            # identity body is its bytes; an encoded one is inflated here in
+            # capped slices (monitor.gateway.decoding), because httpx inflates
+            # each chunk whole before its size can be checked.
+            encodings = response.headers.get_list("content-encoding")
+            decoder = CappedDecoder(encodings, self._max_body_bytes) if encodings else None
+            received = 0  # raw bytes: the cap bounds them too, whatever they decode to
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                received += len(chunk)
+                if received > self._max_body_bytes:
+                    raise TooLarge
+                got.body += chunk if decoder is None else decoder.feed(chunk)
+            if decoder is not None:
+                got.body += decoder.finish()
             clock.mark(BODY_END)
         finally:
             # Closing a half-read response drops the connection instead of
@@ -312,10 +325,28 @@ class GatewayClient:
         if self._api_key:
             raw = raw.replace(self._api_key.encode(), REDACTED.encode())
         try:
-            return json.loads(raw), None
+            body = json.loads(raw)
         except RecursionError:
             return None, "malformed JSON: nested too deeply"
         except (ValueError, UnicodeDecodeError) as exc:
             if content_type is None or "json" not in content_type:
                 return None, f"body is not JSON ({content_type or 'no content-type'})"
             return None, one_line(f"malformed JSON: {exc}", 160)
+        # The byte replace above misses an escaped echo of the key ("\/",
+        # "\u0073", "%2F") and json.loads lets lone surrogates through. Both
+        # need a backslash, "%", "&" or non-ASCII bytes (UTF-16/32 has NULs),
+        # so a plain ASCII body, the usual one, skips the walk over its strings.
+        if not _plain(raw):
+            body = clean_json(body, self._api_key)
+        return body, None
+
+
+def _plain(raw: bytes) -> bool:
+    """No string parsed from ``raw`` can hold an escaped key or a lone surrogate."""
+    return (
+        raw.isascii()
+        and b"\\" not in raw
+        and b"%" not in raw
+        and b"&" not in raw
+        and b"\x00" not in raw
+    )

@@ -4,7 +4,8 @@ Only these headers are read from a gateway answer (NexoRouter exposes them
 through CORS): ``x-request-id``, ``x-ratelimit-limit``,
 ``x-ratelimit-remaining`` and ``retry-after``. Every value comes from an
 untrusted server: a malformed one becomes None, never an exception, and
-text is cut to one short, printable line.
+text passes monitor.untrusted.clean (valid, no API key in any encoding) and
+is cut to one short, printable line.
 """
 
 from __future__ import annotations
@@ -18,19 +19,27 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-REDACTED = "[REDACTED]"
-_NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f]+")
+from monitor.untrusted import REDACTED, UNBOUNDED, clean
+
+__all__ = ["REDACTED", "GatewayHeaders", "one_line", "read_headers"]
+
+# C0, DEL, C1, the line/paragraph separators and the bidi controls: what
+# monitor.untrusted.escape_controls would show as escapes becomes a space here.
+_NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _SPACES = re.compile(r"\s+")
+# BIGINT, the column of the x-ratelimit-* values: anything larger is not a count.
+_MAX_COUNT = 2**63 - 1
 
 
 def one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
     """``text`` as one printable line of at most ``limit`` characters, ``secret`` removed.
 
-    The secret is replaced before anything is cut, so no prefix of it can
-    survive truncation.
+    The text passes monitor.untrusted.clean first (lone surrogates replaced,
+    ``secret`` redacted in every encoding), before anything is cut, so no
+    prefix of the secret can survive truncation. Control characters and
+    runs of whitespace become one space.
     """
-    if secret:
-        text = text.replace(secret, REDACTED)
+    text = clean(text, UNBOUNDED, secret)
     text = _SPACES.sub(" ", _NOT_PRINTABLE.sub(" ", text)).strip()
     if len(text) > limit:
         text = text[: max(0, limit - 1)].rstrip() + "…"
@@ -38,13 +47,15 @@ def one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
 
 
 def parse_count(value: str | None) -> int | None:
-    """A non-negative integer header value (``x-ratelimit-*``), else None."""
+    """A non-negative integer header value (``x-ratelimit-*``) that fits a BIGINT, else None."""
     if value is None:
         return None
     value = value.strip()
-    if not value.isascii() or not value.isdigit():
+    # The length check first: int() refuses over 4,300 digits with an exception.
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
         return None
-    return int(value)
+    count = int(value)
+    return count if count <= _MAX_COUNT else None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -15,6 +15,11 @@ from monitor.gateway.classify import ShapeCheck, classify
 from monitor.gateway.client import GatewayClient
 from monitor.gateway.exchange import Exchange
 from monitor.results import ProbeResult
+from monitor.untrusted import clean
+
+# The error line is short by construction (classify); this bound only makes
+# sure no future path can hand a sink a gateway's whole body.
+ERROR_LIMIT = 512
 
 
 class ProbeTarget(Protocol):
@@ -51,8 +56,14 @@ def exchange_result(
     **fields: Any,
 ) -> ProbeResult:
     """The ProbeResult fields every probe fills the same way from its Exchange,
-    plus the probe's own ``fields`` (one construction, no ``replace`` after)."""
+    plus the probe's own ``fields`` (one construction, no ``replace`` after).
+
+    The Exchange's strings are clean already (GatewayClient); the error line,
+    which quotes the gateway, passes monitor.untrusted.clean once more.
+    """
     outcome, error = classify(exchange, expect)
+    if error is not None:
+        error = clean(error, ERROR_LIMIT)
     return ProbeResult(
         started_at=exchange.started_at,
         location=ctx.location,

@@ -8,6 +8,10 @@ Documented shape: ``choices`` a non-empty list whose first entry has
 ``prompt_tokens`` and ``completion_tokens`` (``total_tokens`` defaults to
 their sum). Token counts are recorded whenever ``usage`` is readable, even
 when another part of the answer is wrong: the tokens were spent.
+
+The strings kept from the body (``model`` as ``response_model``,
+``finish_reason``) are taken out through ``_text``: valid, bounded to their
+column, one line, free of the API key (the client already cleaned the body).
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def check_shape(body: Any) -> str | None:
 
 
 def _text(value: Any, limit: int) -> str | None:
+    """A string of the body as one clean line (monitor.untrusted.clean through
+    one_line) of at most ``limit`` characters; None for anything else."""
     # Limits match the probe_results columns, so a hostile value cannot make
     # the database refuse the row.
     return (one_line(value, limit) or None) if isinstance(value, str) else None

@@ -23,6 +23,7 @@ events. Rows keep submission order, so ``id`` order is unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -116,11 +117,14 @@ def _row_values(result_id: str, r: ProbeResult, sqlite: bool) -> tuple[Any, ...]
     )
 
 
-def write_batch(conn: Connection, items: list[Item]) -> tuple[int, list[CatalogEvent]]:
+def write_batch(
+    conn: Connection, items: list[Item], catalog_limits: Mapping[str, int] | None = None
+) -> tuple[int, list[CatalogEvent]]:
     """Insert ``items`` inside the caller's transaction.
 
     Returns the number of rows really inserted and the catalog events of the
-    new listings, in submission order.
+    new listings, in submission order. ``catalog_limits`` (target ->
+    max_models) bounds each listing's named events (see ``apply_listing``).
     """
     dialect = conn.dialect
     if dialect.name not in ("sqlite", "postgresql"):
@@ -146,7 +150,8 @@ def write_batch(conn: Connection, items: list[Item]) -> tuple[int, list[CatalogE
     # Catalog work after every insert, as before: only listings really new.
     events: list[CatalogEvent] = []
     for r, model_ids in new_listings:
-        events.extend(apply_listing(conn, r.target, r.location, r.started_at, model_ids))
+        limit = None if catalog_limits is None else catalog_limits.get(r.target)
+        events.extend(apply_listing(conn, r.target, r.location, r.started_at, model_ids, limit))
     return inserted, events
 
 
@@ -159,9 +164,18 @@ def _rowcount(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> int:
 
 
 def apply_listing(
-    conn: Connection, target: str, location: str, at: datetime, model_ids: tuple[str, ...]
+    conn: Connection,
+    target: str,
+    location: str,
+    at: datetime,
+    model_ids: tuple[str, ...],
+    limit: int | None = None,
 ) -> list[CatalogEvent]:
-    """Update ``catalog_models`` for one listing and append its ``catalog_events``."""
+    """Update ``catalog_models`` for one listing and append its ``catalog_events``.
+
+    ``limit`` (the target's max_models) bounds the named events per direction;
+    the rest is one summary event each (monitor.catalog).
+    """
     table = CatalogModel.__table__
     stored = {
         row.model: bool(row.listed)
@@ -196,7 +210,7 @@ def apply_listing(
             .where(CatalogModel.model.in_(sorted(change.removed)))
             .values(listed=False)
         )
-    events = change.events(at=at, location=location, target=target)
+    events = change.events(at=at, location=location, target=target, limit=limit)
     if events:
         conn.execute(
             CatalogEventRow.__table__.insert(),
@@ -207,6 +221,7 @@ def apply_listing(
                     "target": e.target,
                     "model": e.model,
                     "change": e.change,
+                    "count": e.count,
                 }
                 for e in events
             ],

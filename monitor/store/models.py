@@ -133,8 +133,11 @@ class CatalogEventRow(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     location: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(255))
+    model: Mapped[str] = mapped_column(String(255))  # "" for a summary event
     change: Mapped[str] = mapped_column(String(16))
+    # How many models the event stands for: 1, or more for the one summary
+    # event of a listing's changes beyond max_models (migration 0003).
+    count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class RollupHourly(Base):

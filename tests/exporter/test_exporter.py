@@ -52,6 +52,13 @@ class Stats:
     written_total: int = 100
     errors_total: int = 1
     dropped_total: int = 0
+    refused_total: int = 2
+    loop_errors_total: int = 0
+    unjournaled_total: int = 0
+
+    @staticmethod
+    def health() -> str | None:
+        return None
 
 
 def scrape(registry: CollectorRegistry) -> dict[str, tuple[str, list]]:
@@ -88,7 +95,15 @@ def exporter(registry: CollectorRegistry) -> Exporter:
 @pytest.fixture
 def busy(exporter: Exporter, registry: CollectorRegistry) -> CollectorRegistry:
     """A registry after a few hand-made results and every other call."""
-    exporter.observe(result(probe="models", model="", model_ids=("m1", "m2"), prompt_tokens=None))
+    exporter.observe(
+        result(
+            probe="models",
+            model="",
+            model_ids=("m1", "m2"),
+            invalid_entries=3,
+            prompt_tokens=None,
+        )
+    )
     exporter.observe(result())
     exporter.observe(
         result(
@@ -103,6 +118,7 @@ def busy(exporter: Exporter, registry: CollectorRegistry) -> CollectorRegistry:
     )
     exporter.mark_unpriced("gw", "m2", True)
     exporter.catalog_changed("gw", "added", 2)
+    exporter.catalog_flapped("gw", 5)
     exporter.set_interval("gw", "chat", "m1", 300)
     exporter.observe_lag(0.003)
     exporter.misfire()
@@ -125,6 +141,8 @@ METRICS = [
     ("nexomon_catalog_size", "gauge", {"target"}),
     ("nexomon_catalog_changes_total", "counter", {"target", "change"}),
     ("nexomon_models_over_limit", "gauge", {"target"}),
+    ("nexomon_catalog_flaps_total", "counter", {"target"}),
+    ("nexomon_catalog_invalid_entries", "gauge", {"target"}),
     ("nexomon_tokens_total", "counter", TM | {"type"}),
     ("nexomon_cost_usd_total", "counter", TM),
     ("nexomon_model_unpriced", "gauge", TM),
@@ -140,6 +158,10 @@ METRICS = [
     ("nexomon_store_written_rows_total", "counter", set()),
     ("nexomon_store_errors_total", "counter", set()),
     ("nexomon_store_dropped_rows_total", "counter", set()),
+    ("nexomon_store_rows_refused_total", "counter", set()),
+    ("nexomon_store_writer_errors_total", "counter", set()),
+    ("nexomon_store_unjournaled_rows_total", "counter", set()),
+    ("nexomon_store_writer_up", "gauge", set()),
     ("nexomon_config_last_reload_successful", "gauge", set()),
     ("nexomon_build_info", "gauge", {"version"}),
 ]
@@ -210,12 +232,16 @@ def test_no_metric_outside_the_table_and_no_created_series(busy: CollectorRegist
         ("nexomon_catalog_size", {"target": "gw"}, 2),
         ("nexomon_catalog_changes_total", {"target": "gw", "change": "added"}, 2),
         ("nexomon_catalog_changes_total", {"target": "gw", "change": "removed"}, 0),
+        ("nexomon_catalog_flaps_total", {"target": "gw"}, 5),
+        ("nexomon_catalog_invalid_entries", {"target": "gw"}, 3),
         ("nexomon_budget_spent_usd", {}, 0.25),
         ("nexomon_budget_limit_usd", {}, 1.0),
         ("nexomon_scheduler_misfires_total", {}, 1),
         ("nexomon_config_last_reload_successful", {}, 0),
         ("nexomon_store_pending_rows", {}, 4),
         ("nexomon_store_written_rows_total", {}, 100),
+        ("nexomon_store_rows_refused_total", {}, 2),
+        ("nexomon_store_writer_up", {}, 1),
         ("nexomon_build_info", {"version": "1.2.3"}, 1),
     ],
 )

@@ -51,11 +51,14 @@ async def test_empty_listing_is_ok(serve: ServeFn, make_ctx: MakeContext) -> Non
         ([], "expected a JSON object, got list"),
         ({"data": []}, 'object is not "list"'),
         ({"object": "list", "data": {"id": "x"}}, "data is not a list"),
-        ({"object": "list", "data": [{"id": "a"}, "b"]}, "data[1] is not an object"),
-        (listing("a", "b", 7), "data[2].id is not a string"),
-        (listing("a", None), "data[1].id is not a string"),
+        # No valid id left: the first problem is named (one bad entry among
+        # valid ones is skipped instead, see the test below).
+        ({"object": "list", "data": ["b"]}, "data[0] is not an object"),
+        (listing(7), "data[0].id is not a string"),
+        (listing(None, "  "), "data[0].id is not a string"),
         ({"object": "list", "data": [{"object": "model"}]}, "data[0].id is not a string"),
-        (listing("a", "  "), "data[1].id is empty"),
+        (listing("  "), "data[0].id is empty"),
+        ({"object": "list", "data": [{"id": ""}, 3, {"id": 7}]}, "data[0].id is empty"),
     ],
 )
 async def test_bad_shapes_are_invalid_responses_naming_the_problem(
@@ -66,6 +69,49 @@ async def test_bad_shapes_are_invalid_responses_naming_the_problem(
     assert result.error == f"unexpected shape: {problem}"
     assert result.model_ids is None and result.http_status == 200
     assert check_shape(body) == problem
+
+
+@pytest.mark.parametrize(
+    ("data", "ids", "skipped", "detail"),
+    [
+        ([{"id": "a"}, "b"], ("a",), 1, "1 invalid entry skipped (data[1] is not an object)"),
+        (
+            [{"id": "a"}, {"id": ""}, {"id": 7}, None, {"id": "b"}, {"id": "a"}],
+            ("a", "b"),
+            3,
+            "3 invalid entries skipped (first: data[1].id is empty)",
+        ),
+        (
+            [{"id": "  "}, {"object": "model"}, {"id": "x"}],
+            ("x",),
+            2,
+            "2 invalid entries skipped (first: data[0].id is empty)",
+        ),
+    ],
+)
+async def test_invalid_entries_are_skipped_and_counted(
+    serve: ServeFn,
+    make_ctx: MakeContext,
+    data: list[Any],
+    ids: tuple[str, ...],
+    skipped: int,
+    detail: str,
+) -> None:
+    body = {"object": "list", "data": data}
+    result = await probe(make_ctx(serve(reply(200, body)).base_url), "")
+    assert result.outcome is Outcome.OK
+    assert result.model_ids == ids
+    assert result.invalid_entries == skipped
+    assert result.error == detail
+    assert check_shape(body) is None
+    assert result.to_json()["invalid_entries"] == result.invalid_entries
+
+
+async def test_a_clean_listing_counts_no_invalid_entries(
+    serve: ServeFn, make_ctx: MakeContext
+) -> None:
+    result = await probe(make_ctx(serve(reply(200, listing("a", "b"))).base_url), "")
+    assert (result.invalid_entries, result.error) == (0, None)
 
 
 @pytest.mark.parametrize(

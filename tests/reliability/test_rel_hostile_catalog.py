@@ -97,7 +97,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
     root = f"http://127.0.0.1:{server.port}"
     # Chat jobs follow the catalog ("*"); a long chat interval keeps them from
     # firing during the test, the jobs themselves are what max_models bounds.
-    common = {"chat_interval": "1h", "models_interval": "2s", "timeout": "10s"}
+    common = {"chat_interval": "1h", "models_interval": "3s", "timeout": "3s"}
 
     def target(name: str, **keys: object) -> str:
         table = {"name": name, "base_url": f"{root}/{name}/v1", "api_key_file": "api.key"}
@@ -180,7 +180,7 @@ def test_default_body_cap_refuses_the_big_listing_clearly(hostile: Hostile) -> N
     )
     assert refused and refused >= 1
     assert not _model_series(text, "capped") - {""}
-    assert "capped/models failed: invalid_response (response body larger than 1048576 bytes)" in (
+    assert "capped/models is DOWN (invalid_response: response body larger than 1048576 bytes)" in (
         hostile.daemon.log()
     )
 
@@ -204,7 +204,7 @@ def test_non_string_ids_are_an_invalid_response(hostile: Hostile) -> None:
         model="",
         outcome="invalid_response",
     )
-    assert "non-string/models failed: invalid_response (unexpected shape: data[0].id is not a" in (
+    assert "non-string/models is DOWN (invalid_response: unexpected shape: data[0].id is not a" in (
         hostile.daemon.log()
     )
 

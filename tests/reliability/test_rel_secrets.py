@@ -160,8 +160,8 @@ def test_key_not_in_the_log(run: Run) -> None:
     assert KEY not in text
     # The echo reached the log line, redacted: the scrubbing path really ran.
     assert (
-        "echo/chat/unauthorized failed: auth_error "
-        f"(HTTP 401: Incorrect API key provided: {REDACTED}" in text
+        "echo/chat/unauthorized is REFUSED (auth_error: "
+        f"HTTP 401: Incorrect API key provided: {REDACTED}" in text
     )
 
 

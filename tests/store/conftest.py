@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-from monitor.store.db import upgrade
+from monitor.store.db import make_engine, upgrade
 from tests.store.pgcluster import PgCluster
 
 
@@ -42,3 +43,11 @@ def db_url(empty_db_url: str) -> str:
     """A database migrated to head."""
     upgrade(empty_db_url)
     return empty_db_url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """An engine on ``db_url`` that gives up on a locked SQLite file after 100 ms."""
+    engine = make_engine(db_url, busy_timeout_ms=100)
+    yield engine
+    engine.dispose()

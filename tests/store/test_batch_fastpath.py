@@ -233,7 +233,7 @@ def test_counts_only_new_rows_and_their_events_in_order(engines: tuple[Engine, E
     ]
 
 
-def test_a_rejected_row_raises_sqlalchemy_error_and_the_writer_drops_only_it(
+def test_a_rejected_row_raises_sqlalchemy_error_and_the_writer_refuses_only_it(
     engines: tuple[Engine, Engine], tmp_path: Path
 ) -> None:
     _, engine = engines
@@ -245,7 +245,8 @@ def test_a_rejected_row_raises_sqlalchemy_error_and_the_writer_drops_only_it(
     for result in (chat(0), bad, listing(2, ["m1"]), chat(3)):
         writer.submit(result)
     writer.close()
-    assert writer.written_total == 3 and writer.dropped_total == 1 and writer.pending == 0
+    assert writer.written_total == 3 and writer.refused_total == 1 and writer.pending == 0
+    assert writer.dropped_total == 0  # kept in the dead-letter file, not lost
     with engine.connect() as conn:
         probes = conn.exec_driver_sql("SELECT probe FROM probe_results ORDER BY id").scalars()
         assert list(probes) == ["chat", "models", "chat"]

@@ -25,13 +25,6 @@ from tests.store.factory import chat, listing
 from tests.store.pgcluster import PgCluster
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    engine = make_engine(db_url, busy_timeout_ms=100)
-    yield engine
-    engine.dispose()
-
-
 def new_writer(engine: Engine, spool_dir: Path, **kwargs: object) -> ResultWriter:
     options: dict[str, object] = {"batch_size": 20, "flush_interval": 0.05, "retry_max": 0.2}
     options.update(kwargs)
