@@ -1,6 +1,7 @@
 """CPU per chat exchange: GatewayClient over each transport, and a bare protocol floor.
 
-    python benchmarks/transport_cpu.py [--exchanges 4000] [--concurrency 20] [--rounds 2] [--json]
+    python benchmarks/transport_cpu.py [--exchanges 4000] [--concurrency 20] [--rounds 2]
+        [--only ROW] [--json]
 
 One core (PROBER_CORE), the nginx responder on the other; ``concurrency``
 keep-alive connections, each sending chat POSTs back to back. Rows:
@@ -16,6 +17,13 @@ keep-alive connections, each sending chat POSTs back to back. Rows:
 ``cpu_us`` is process CPU time per exchange (``time.process_time``), which
 contention on a shared machine barely moves; ``per_s`` is exchanges per
 wall-clock second. Rows alternate over ``--rounds`` so drift hits all alike.
+
+On a shared or virtual machine ``cpu_us`` moves by 10-20 % between runs of
+the same code. For a deterministic comparison count instructions instead:
+``--only ROW`` runs one row, so under ``valgrind --tool=callgrind`` the
+difference between ``--exchanges 2400`` and ``--exchanges 400`` (start-up
+and warm-up cancel out), divided by 2000, is the instructions per exchange
+(see benchmarks/README.md, issue 15).
 """
 
 from __future__ import annotations
@@ -158,12 +166,14 @@ def main() -> None:
     ap.add_argument("--exchanges", type=int, default=4000)
     ap.add_argument("--concurrency", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", choices=list(VARIANTS), help="run this row alone")
     args = ap.parse_args()
-    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+    variants = {args.only: VARIANTS[args.only]} if args.only else VARIANTS
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     with Responder() as responder:
         pin(PROBER_CORE)
         for _ in range(args.rounds):
-            for name, run in VARIANTS.items():
+            for name, run in variants.items():
                 rows[name].append(
                     asyncio.run(run(responder.port, args.exchanges, args.concurrency))
                 )

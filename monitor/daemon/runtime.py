@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import resource
 import sys
 import time
 
@@ -60,6 +61,25 @@ def tune(switch_interval_s: float = SWITCH_INTERVAL_S) -> float:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(switch_interval_s)
     return previous
+
+
+def raise_open_file_limit(wanted: int = 65536) -> int:
+    """Raises the soft RLIMIT_NOFILE towards ``wanted`` (at most the hard limit); returns it.
+
+    The HTTP server keeps up to ``web.MAX_CONNECTIONS`` connections so that
+    idle and slow clients cannot lock scrapes out, and many distros start
+    services with a soft limit of 1,024 open files. Raising the soft limit
+    up to the hard one needs no privilege (as Go's runtime does at start).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open-file limit from %d: %s", soft, exc)
+    return soft
 
 
 def restore(previous_switch_interval_s: float) -> None:

@@ -44,8 +44,9 @@ Contract:
 * Every aiohttp error is raised as the httpx exception of the same kind,
   chained (``from``) to the original, so the cause (socket.gaierror,
   ssl.SSLError, ConnectionRefusedError...) stays readable.
-* ``trust_env``: HTTP(S)_PROXY / NO_PROXY and SSL_CERT_FILE / SSL_CERT_DIR,
-  like httpx's default transport, read once (proxies: once per origin)
+* ``trust_env``: HTTP(S)_PROXY / ALL_PROXY / NO_PROXY by httpx's rules
+  (monitor.http.proxy) and SSL_CERT_FILE / SSL_CERT_DIR, like httpx's
+  default client, read once (proxies: once per origin)
   rather than per request: aiohttp's own ``trust_env`` re-reads the
   environment and parses ~/.netrc on every request, which profiled at
   ~20 % of the daemon's CPU.
@@ -59,14 +60,12 @@ import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
 
 import aiohttp
 import httpx
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
 
 from monitor.http.aiohttp_trace import StampedHandler, Stamps, backdated, trace_config
+from monitor.http.proxy import NO_PROXY, EnvProxy, env_proxy
 from monitor.http.rxstamp import SocketRegistry
 from monitor.http.timing import NO_INFO, TraceFn
 
@@ -145,22 +144,6 @@ class _Body(httpx.AsyncByteStream):
             response.close()  # half read (capped, timed out): never reuse it
 
 
-class EnvProxy(NamedTuple):
-    """The environment's proxy for one URL: its address and auth header, or Nones."""
-
-    url: URL | None
-    headers: dict[str, str] | None
-
-
-def env_proxy(url: httpx.URL) -> EnvProxy:
-    """HTTP(S)_PROXY / NO_PROXY for ``url``, as aiohttp reads them (not cached here)."""
-    try:
-        where, auth = get_env_proxy_for_url(URL(str(url)))
-    except LookupError:  # none set, or NO_PROXY covers the host
-        return EnvProxy(None, None)
-    return EnvProxy(where, None if auth is None else {"Proxy-Authorization": auth.encode()})
-
-
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport over one aiohttp ClientSession, created on first use.
 
@@ -225,7 +208,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         key = (url.scheme, url.host, url.port)
         proxy = self._proxies.get(key)
         if proxy is None:
-            proxy = self._proxies[key] = env_proxy(url) if self._trust_env else EnvProxy(None, None)
+            proxy = self._proxies[key] = env_proxy(url) if self._trust_env else NO_PROXY
         return proxy
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -238,12 +221,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 await trace("transport.tls_in_connect", NO_INFO)
         body = await request.aread()
         proxy = self._proxy(request.url)
+        headers = request.headers.multi_items()
+        if proxy.headers is not None and request.url.scheme == "http":
+            # aiohttp sends proxy_headers on a CONNECT only (https); a plain http
+            # request goes to the proxy itself and carries the proxy's auth.
+            headers += proxy.headers.items()
         try:
             with _httpx_errors():
                 response = await session.request(
                     request.method,
                     str(request.url),
-                    headers=request.headers.multi_items(),
+                    headers=headers,
                     data=body or None,
                     allow_redirects=False,
                     timeout=self._timeout(request),
@@ -262,7 +250,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers=response.raw_headers,
             stream=_Body(response, stamps),
             request=request,
-            extensions={"http_version": b"HTTP/1.1"},
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
         )
 
     async def aclose(self) -> None:

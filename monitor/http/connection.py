@@ -13,11 +13,19 @@ here emits trace events. Contract:
   taken), not when the waiting coroutine resumed.
 * Failures are stored once as an httpx exception chained (``from``) to the
   root cause (ConnectionResetError...) and raised by ``wait()``; the
-  connection is then dead. 1xx answers are skipped. A body without
-  Content-Length or chunking ends at EOF.
+  connection is then dead. Parse errors are worded by where they happened
+  (``bad status line``, ``bad header line N``, ``bad body (...chunk size)``).
+  1xx answers are skipped. A body without Content-Length or chunking ends at
+  EOF. Trailer fields are dropped; ``reason`` is the reason phrase as sent.
+* Heads are parsed by llhttp (httptools); one it refuses is read again by
+  h11's rules (monitor.http.head), which accept what RFC 9112 tells a client
+  to accept (obs-fold, bare LF, identical duplicate Content-Length); only
+  such answers pay for the Python parser.
 * ``reusable``: the answer was read to its end, the server allows keep-alive
   (HTTP/1.1 without ``connection: close``), nothing extra arrived and the
-  socket is still open. Bytes or EOF on an idle connection kill it.
+  socket is still open. Bytes or EOF on an idle connection kill it. A HEAD
+  answer ends with its head and leaves the connection reusable (the next
+  exchange gets a fresh parser, since llhttp cannot be told to skip a body).
 """
 
 from __future__ import annotations
@@ -28,12 +36,15 @@ import time
 import httptools
 import httpx
 
+from monitor.http.head import HeadError, HeadReader, persistent
 from monitor.http.rxstamp import StampedSocket
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
 CHUNK = 1 << 16  # the most body bytes one take() returns
-MAX_HEAD_BYTES = 1 << 16  # a response head larger than this is refused
+# A response head larger than this is refused: httpcore's limit (h11's
+# max_incomplete_event_size), so both transports refuse the same heads.
+MAX_HEAD_BYTES = 100 * 1024
 _HIGH_WATER = 1 << 18  # buffered body bytes before the socket stops being read
 
 
@@ -55,6 +66,8 @@ class Connection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._read_timeout: float | None = None
         self._paused = False
+        self._spent_parser = False
+        self._head_reads: list[bytes] = []
         self.begin(None)
         self._busy = False
 
@@ -62,10 +75,14 @@ class Connection(asyncio.Protocol):
 
     def begin(self, read_timeout: float | None) -> None:
         """Start a new exchange: forget the previous answer."""
+        if self._spent_parser:  # the last answer was HEAD's: llhttp still expects its body
+            self._parser = httptools.HttpResponseParser(self)
+            self._spent_parser = False
         self._busy = True
         self._read_timeout = read_timeout
         self.status: int | None = None
         self.version = b"HTTP/1.1"
+        self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.headers_at: float | None = None
         self.body_at: float | None = None
@@ -77,9 +94,12 @@ class Connection(asyncio.Protocol):
         self._informational = False
         self._head_only = False
         self._head_bytes = 0
+        if self._head_reads:  # the reads of a head in parts, kept until it was in
+            self._head_reads = []
+        self._slow: HeadReader | None = None  # set once llhttp refused the head
 
     def head_only(self) -> None:
-        """The request was HEAD: the answer ends with its headers (then never reused)."""
+        """The request was HEAD: the answer ends with its headers."""
         self._head_only = True
 
     @property
@@ -139,14 +159,20 @@ class Connection(asyncio.Protocol):
             self.abort()
             return
         self.received += len(data)
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._keep = False  # whatever came after the answer, the connection is spent
-            if not self.done:
-                why = f"invalid HTTP answer: {self._where()} ({exc})"
-                self._fail(httpx.RemoteProtocolError(why), exc)
-            self.abort()
+        if self._slow is None:
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                self._refused(exc, data)
+            else:
+                if self.status is None:  # a head in several reads: kept, should llhttp refuse it
+                    self._head_reads.append(data)
+                elif self._head_reads:
+                    # Dropped at once: a socket read's bytes kept alive past data_received
+                    # cost ~10 µs more to free (measured, benchmarks/transport_cpu.py).
+                    self._head_reads = []
+        else:
+            self._read_slowly(data)
         if self.status is None and self.received > MAX_HEAD_BYTES:
             self._too_large()  # a head that never ends
         if self.error is not None:
@@ -166,16 +192,25 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.done:  # a second answer to one request
             self._keep = False
+        else:  # the final answer, or a 1xx before it
+            self.reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        if self.status is None:  # llhttp hands a span split across reads in parts
+            self.reason += reason
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-        self._head_bytes += len(name) + len(value)
+        if self.status is None:  # else a trailer field: dropped, as h11 drops it
+            # llhttp keeps trailing whitespace in a value; h11 (and RFC 9112's OWS) do not.
+            self.headers.append((name, value.rstrip(b" \t")))
+            self._head_bytes += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:  # 100 Continue, 103 Early Hints
             self._informational = True
             self.headers = []
+            self._head_bytes = 0
             return
         if self._head_bytes > MAX_HEAD_BYTES:
             self._too_large()
@@ -185,10 +220,16 @@ class Connection(asyncio.Protocol):
         self.headers_at = self._now
         self._keep = self._parser.should_keep_alive()
         if self._head_only:
-            self._keep = False
+            # llhttp reads a HEAD answer's announced body (or waits for EOF):
+            # the answer ends here, and the next exchange needs a new parser.
+            self._spent_parser = True
+            self._keep = self._keep or persistent(self.version, self.headers)
             self._complete()
 
     def on_body(self, body: bytes) -> None:
+        if self.done:  # bytes after a HEAD answer: the server broke the framing
+            self._keep = False
+            return
         self._chunks.append(body)
         self._buffered += len(body)
         if self._buffered > _HIGH_WATER and not self._paused and self.transport is not None:
@@ -219,10 +260,47 @@ class Connection(asyncio.Protocol):
             self.done = True
             self.body_at = self._now
 
-    def _where(self) -> str:
-        if self.status is None:
-            return "bad status line" if not self.headers else "bad header"
-        return "bad body framing"
+    def _refused(self, exc: httptools.HttpParserError, data: bytes) -> None:
+        """llhttp refused ``data``: a head is read again by h11's rules, a body fails."""
+        if self.status is None and self._slow is None:
+            self._slow = HeadReader()
+            reads, self._head_reads = self._head_reads, []
+            reads.append(data)
+            self._read_slowly(b"".join(reads))
+            return
+        self._keep = False  # whatever came after the answer, the connection is spent
+        if not self.done:
+            where = "bad status line" if self.status is None else "bad body"
+            why = f"invalid HTTP answer: {where} ({exc})"
+            self._fail(httpx.RemoteProtocolError(why), exc)
+        self.abort()
+
+    def _read_slowly(self, data: bytes) -> None:
+        """The head by h11's rules (monitor.http.head); llhttp then reads the body."""
+        assert self._slow is not None
+        try:
+            head = self._slow.feed(data)
+        except HeadError as exc:
+            self._fail(httpx.RemoteProtocolError(f"invalid HTTP answer: {exc}"), exc)
+            return
+        if head is None:
+            return
+        self._slow = None
+        self._parser = httptools.HttpResponseParser(self)
+        try:  # sets status, version and keep-alive through the usual callbacks
+            self._parser.feed_data(head.framing)
+        except httptools.HttpParserError as exc:  # an HTTP version llhttp does not speak
+            self._fail(
+                httpx.RemoteProtocolError(f"invalid HTTP answer: bad status line ({exc})"), exc
+            )
+            return
+        self.headers, self.reason = head.headers, head.reason
+        self._keep = self._keep and head.reusable
+        if head.rest and self.error is None:
+            try:
+                self._parser.feed_data(head.rest)
+            except httptools.HttpParserError as exc:
+                self._refused(exc, head.rest)  # the head is in: a body error
 
     def _too_large(self) -> None:
         why = f"invalid HTTP answer: response head over {MAX_HEAD_BYTES} bytes"
@@ -245,8 +323,9 @@ class Connection(asyncio.Protocol):
             elif self.status is None:
                 why = "server disconnected without sending a response"
                 self._fail(httpx.RemoteProtocolError(why), None)
-            elif self._framed():
-                self._fail(httpx.ReadError("connection closed mid-body"), None)
+            elif self._framed():  # h11's word for it: a protocol error, not a network one
+                why = "server closed the connection mid-body (before its announced end)"
+                self._fail(httpx.RemoteProtocolError(why), None)
             else:  # no length, no chunking: the body ran until this EOF
                 self._now = self._stamp()
                 self._complete()

@@ -1,7 +1,8 @@
 """The pool of monitor.http.connection connections behind Http11Transport.
 
 Contract: at most ``max_connections`` connections are in use at once
-(callers beyond it wait in FIFO order, untimed); idle connections are kept
+(callers beyond it wait in FIFO order, each at most its ``timeout``, then
+httpx.PoolTimeout as httpcore raises it); idle connections are kept
 per origin, newest first, and closed once idle ``keepalive_s`` or longer.
 """
 
@@ -11,6 +12,8 @@ import asyncio
 import time
 from collections import deque
 from typing import Any
+
+import httpx
 
 from monitor.http.connection import Connection, Origin
 
@@ -26,21 +29,37 @@ class Pool:
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
-    async def slot(self) -> None:
-        """Wait for a free slot (FIFO); the caller must ``put`` or ``release`` it."""
+    async def slot(self, timeout: float | None = None) -> None:
+        """Wait for a free slot (FIFO), at most ``timeout`` seconds (None: unbounded).
+
+        The caller must ``put`` or ``release`` the slot; httpx.PoolTimeout
+        when none came in time.
+        """
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await waiter
+            if timeout is None:
+                await waiter
+            else:
+                await self._wait(waiter, timeout)
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed a slot while being cancelled: pass it on
-            else:
+            elif waiter in self._waiters:  # release() may have skipped it already
                 self._waiters.remove(waiter)
             raise
+
+    @staticmethod
+    async def _wait(waiter: asyncio.Future[None], timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError as exc:
+            limit = f"{timeout:g}"
+            raise httpx.PoolTimeout(f"no free connection within {limit}s") from exc
 
     def release(self) -> None:
         """Give a slot back without a connection."""

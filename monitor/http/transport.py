@@ -7,8 +7,11 @@ monitor.http.aiohttp_transport.AiohttpTransport (same constructor, same contract
 
 * Requests go out as given: method, path and query, headers in their order
   (host included), body; no redirects, no cookies, no decompression (httpx
-  decodes, and reports a broken Content-Encoding). Bodies come back raw
-  through an httpx.AsyncByteStream: Content-Length, chunked, or until EOF.
+  decodes, and reports a broken Content-Encoding). A method, header name or
+  value that h11 would refuse raises httpx.LocalProtocolError before any
+  byte is written (monitor.http.request). Bodies come back raw through an
+  httpx.AsyncByteStream: Content-Length, chunked, or until EOF; the reason
+  phrase as sent is the ``reason_phrase`` extension, as httpcore sets it.
 * Trace events (the request's ``"trace"`` extension, see monitor.http.timing):
   ``transport.measures_resolve`` first; on a new connection
   ``connection.connect_tcp.started``, ``connection.resolve.started`` /
@@ -23,18 +26,22 @@ monitor.http.aiohttp_transport.AiohttpTransport (same constructor, same contract
   ssl.SSLError, ConnectionRefusedError, ConnectionResetError), which
   GatewayClient words: ConnectError / ConnectTimeout while connecting,
   ReadTimeout (no bytes for the ``read`` timeout), RemoteProtocolError
-  ("invalid HTTP answer: ...", or a server that closed without answering),
-  ReadError (reset or closed mid-body). Cancellation drops the connection.
+  ("invalid HTTP answer: ...", a server that closed without answering or
+  mid-body), ReadError (reset), PoolTimeout; the same classes as httpx's
+  default transport (tests/http/test_conformance.py). Cancellation drops
+  the connection.
 * Pool (monitor.http.pool): ``max_connections`` in use at once, idle
   ones kept ``keepalive_s`` per origin; a connection is reused only after
-  its body was read to the end. A reused connection that the server had
-  closed (no byte of answer) is retried once on a new one for idempotent
-  methods, as aiohttp does.
+  its body was read to the end. Waiting for a free connection is bounded by
+  the ``pool`` timeout (httpx.PoolTimeout), like httpcore's pool. A reused
+  connection that the server had closed (no byte of answer) is retried once
+  on a new one for idempotent methods, as aiohttp does (httpcore does not).
 * ``trust_env``: SSL_CERT_FILE / SSL_CERT_DIR (httpx.create_ssl_context)
-  and proxies. A request whose origin has an HTTP(S)_PROXY (and no
-  NO_PROXY match; read once per origin) goes through an inner
-  AiohttpTransport: proxies are rare for a monitor, and that transport
-  already handles CONNECT tunnels and proxy auth.
+  and proxies. A request whose origin has a proxy by httpx's rules
+  (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY, see monitor.http.proxy;
+  read once per origin) goes through an inner AiohttpTransport: proxies are
+  rare for a monitor, and that transport already handles CONNECT tunnels
+  and proxy auth.
 """
 
 from __future__ import annotations
@@ -49,28 +56,17 @@ from typing import Any
 
 import httpx
 
-from monitor.http.aiohttp_transport import AiohttpTransport, env_proxy
+from monitor.http.aiohttp_transport import AiohttpTransport
 from monitor.http.connection import Connection, Origin
 from monitor.http.pool import Pool
+from monitor.http.proxy import env_proxy
+from monitor.http.request import RequestEncoder, check_request
 from monitor.http.rxstamp import StampedSocket
 from monitor.http.timing import NO_INFO, TraceFn
 
 _NO_TIMEOUTS: dict[str, float | None] = {}
 _PORTS = {"http": 80, "https": 443}
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-
-
-def _request_bytes(request: httpx.Request, body: bytes, chunked: bool) -> bytes:
-    """The request on the wire: request line, headers as given, body (one chunk if ``chunked``)."""
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
-        parts += (name, b": ", value, b"\r\n")
-    parts.append(b"\r\n")
-    if body:
-        parts.append(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if chunked else body)
-    elif chunked:
-        parts.append(b"0\r\n\r\n")
-    return b"".join(parts)
 
 
 def _is_ip(host: str) -> bool:
@@ -118,7 +114,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     """An httpx transport over pooled asyncio HTTP/1.1 connections.
 
     ``max_connections`` bounds the connections in use (requests beyond it
-    wait, untimed); ``keepalive_s`` is how long an idle connection is kept;
+    wait, at most the ``pool`` timeout); ``keepalive_s`` is how long an idle connection is kept;
     ``verify`` is True (system/certifi CAs), False, or an SSLContext.
     """
 
@@ -139,6 +135,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._ssl = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
         self._trust_env = trust_env
         self._pool = Pool(max_connections, keepalive_s)
+        self._encoder = RequestEncoder()
         self._proxied: dict[Origin, bool] = {}
         self._proxy_transport: AiohttpTransport | None = None
 
@@ -156,6 +153,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"cannot send to {scheme}://{url.host}")
         origin = (scheme, url.host, url.port or _PORTS[scheme])
         if self._trust_env and self._uses_proxy(origin, url):
+            check_request(request)  # aiohttp has rules of its own: h11's apply here too
             if self._proxy_transport is None:
                 self._proxy_transport = AiohttpTransport(**self._options)
             return await self._proxy_transport.handle_async_request(request)
@@ -167,9 +165,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         chunked = not isinstance(request.stream, httpx.ByteStream) and (
             request.headers.get("transfer-encoding", "").lower() == "chunked"
         )
-        data = _request_bytes(request, await request.aread(), chunked)
+        data = self._encoder.encode(request, await request.aread(), chunked)
         pool = self._pool
-        await pool.slot()
+        await pool.slot(timeouts.get("pool"))
         conn: Connection | None = None
         try:
             conn = pool.idle(origin) or await self._connect(origin, timeouts.get("connect"), trace)
@@ -206,7 +204,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
             headers=conn.headers,
             stream=_Body(pool, conn, trace),
             request=request,
-            extensions={"http_version": conn.version},
+            extensions={"http_version": conn.version, "reason_phrase": conn.reason},
         )
 
     async def _connect(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
 import sys
 import weakref
 
@@ -78,3 +79,19 @@ async def test_survivor_freezer_freezes_after_a_slow_full_collection_only() -> N
         assert freezer._on_gc not in gc.callbacks
     finally:
         gc.unfreeze()
+
+
+def test_the_open_file_limit_is_raised_towards_the_hard_limit() -> None:
+    # In a child process: the soft limit starts low, as many services start.
+    code = (
+        "import resource\n"
+        "from monitor.daemon import runtime\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "got = runtime.raise_open_file_limit(4096)\n"
+        "now = resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n"
+        "want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)\n"
+        "print(got == now == want)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True", out.stderr

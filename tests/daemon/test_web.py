@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -50,14 +51,24 @@ class Served:
     client: httpx.AsyncClient
 
 
-async def start(token: str | None) -> tuple[WebServer, Served]:
+async def start(
+    token: str | None, status_token: str | None = None, max_connections: int | None = None
+) -> tuple[WebServer, Served]:
     registry = CollectorRegistry()
     Counter("nexomon_test_events", "A test counter.", registry=registry).inc(3)
     callbacks = Callbacks()
     app = build_app(
-        registry=registry, ready=callbacks.ready, status=callbacks.status, metrics_token=token
+        registry=registry,
+        ready=callbacks.ready,
+        status=callbacks.status,
+        metrics_token=token,
+        status_token=status_token,
     )
-    server = await serve(app, "127.0.0.1", 0)
+    if max_connections is None:
+        server = await serve(app, "127.0.0.1", 0)
+    else:
+        server = WebServer(app, "127.0.0.1", 0, max_connections=max_connections)
+        await server.start()
     base_url = f"http://127.0.0.1:{server.port}"
     client = httpx.AsyncClient(base_url=base_url, timeout=10)
     return server, Served(base_url, server.port, callbacks, client)
@@ -114,7 +125,65 @@ async def test_metrics_token_is_required_when_configured(
 
 
 async def test_other_routes_need_no_token(web_with_token: Served) -> None:
-    assert (await web_with_token.client.get("/healthz")).status_code == 200
+    for path in ("/healthz", "/readyz", "/"):
+        assert (await web_with_token.client.get(path)).status_code == 200, path
+
+
+async def test_status_asks_for_the_metrics_token(web_with_token: Served) -> None:
+    # It shows errors, request ids, tokens and cost: as private as /metrics.
+    response = await web_with_token.client.get("/api/v1/status")
+    assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    assert "targets" not in response.text
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert (await web_with_token.client.get("/api/v1/status", headers=auth)).status_code == 200
+
+
+async def test_a_status_token_opens_status_and_nothing_else() -> None:
+    server, served = await start(token=TOKEN, status_token="status-readers-token")
+    try:
+        client = served.client
+        readers = {"Authorization": "Bearer status-readers-token"}
+        scraper = {"Authorization": f"Bearer {TOKEN}"}
+        assert (await client.get("/api/v1/status", headers=readers)).status_code == 200
+        assert (await client.get("/api/v1/status", headers=scraper)).status_code == 401
+        assert (await client.get("/metrics", headers=readers)).status_code == 401
+        assert (await client.get("/metrics", headers=scraper)).status_code == 200
+    finally:
+        await served.client.aclose()
+        await server.stop()
+
+
+async def _closed_by_server(sock: socket.socket, timeout: float = 2.0) -> bool:
+    loop = asyncio.get_running_loop()
+    try:
+        return await asyncio.wait_for(loop.sock_recv(sock, 1), timeout) == b""
+    except (TimeoutError, ConnectionResetError):
+        return False
+
+
+async def test_past_the_connection_limit_the_longest_idle_connection_makes_room() -> None:
+    server, served = await start(token=None, max_connections=4)
+    loop = asyncio.get_running_loop()
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(4):  # idle: connected, no request (a slow-loris sends half of one)
+            sock = socket.socket()
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", served.port))
+            idle.append(sock)
+        await asyncio.sleep(0.1)
+        await loop.sock_sendall(idle[0], b"GET /healthz HTTP/1.1\r\n")  # half a head
+        # A scrape on a fifth connection is answered; the oldest idle one went.
+        response = await served.client.get("/healthz")
+        assert response.status_code == 200
+        assert await _closed_by_server(idle[0])
+        assert not await _closed_by_server(idle[3], timeout=0.2)
+        assert len(server.connections) <= 4
+    finally:
+        for sock in idle:
+            sock.close()
+        await served.client.aclose()
+        await server.stop()
 
 
 async def test_healthz_answers_ok(web: Served) -> None:

@@ -56,7 +56,7 @@ def surface(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Surface]:
     config = write_config(
         directory,
         server.base_url,
-        target={"name": "gw", "timeout": "2s", "chat_interval": "1s", "models_interval": "1s"},
+        target={"name": "gw", "timeout": "1s", "chat_interval": "1s", "models_interval": "1s"},
         monitor={"metrics_token_env": TOKEN_ENV},
     )
     daemon = DaemonProcess(config, env={TOKEN_ENV: TOKEN})
@@ -89,9 +89,17 @@ def test_metrics_accepts_the_right_token(surface: Surface) -> None:
     response = surface.daemon.get("/metrics", headers=AUTH)
     assert response.status_code == 200
     assert "nexomon_build_info" in response.text
-    # Only /metrics is guarded: the probes of an orchestrator need no token.
+    # The probes of an orchestrator need no token.
     assert surface.daemon.get("/healthz").status_code == 200
     assert surface.daemon.get("/readyz").status_code == 200
+
+
+def test_status_follows_the_metrics_token(surface: Surface) -> None:
+    # /api/v1/status shows errors, request ids, tokens and cost: as private as /metrics.
+    refused = surface.daemon.get("/api/v1/status")
+    assert refused.status_code == 401 and "last_results" not in refused.text
+    allowed = surface.daemon.get("/api/v1/status", headers=AUTH)
+    assert allowed.status_code == 200 and "last_results" in allowed.json()
 
 
 CLOSED = 0  # the server hung up without an answer
