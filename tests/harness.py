@@ -53,7 +53,7 @@ def write_config(
         "name": "sim",
         "base_url": base_url,
         "api_key_file": "api.key",
-        "timeout": "3s",
+        # no timeout: it defaults to the shorter interval (at most 30 s)
         "models_interval": "2s",
         "chat_interval": "2s",
         "models": ["*"],

@@ -23,18 +23,32 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def cmd_config_check(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    """Validate, read the keys, print the forecast: 0, or ConfigError (exit 2).
+
+    With ``--online``, one ``GET /models`` per target follows (monitor.cli.online),
+    one line each; then 1 when any target failed its check, else 0.
+    """
     from monitor.spend.forecast import forecast, render_forecast
 
     cfg = _load(args)
     for target in cfg.targets:
-        target.api_key()  # a missing key is a config error worth knowing now
+        scrubber.add(target.api_key())  # a missing key is a config error worth knowing now
     names = ", ".join(t.name for t in cfg.targets)
     print(f"{cfg.source}: ok ({len(cfg.targets)} target(s): {names})")
     print(render_forecast(forecast(cfg)))
-    return 0
+    if not getattr(args, "online", False):
+        return 0
+    import asyncio
+
+    from monitor.cli.online import exit_code, render, run_online
+
+    checks = asyncio.run(run_online(cfg, scrubber))
+    print(render(checks, scrubber), flush=True)
+    return exit_code(checks)
 
 
 async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    """One round; the database is opened (created, migrated) only with ``--record``."""
     cfg = _load(args)
     if args.target is not None and args.target not in {t.name for t in cfg.targets}:
         raise UsageError(f"--target {args.target}: no such target in {cfg.source}")
@@ -66,16 +80,16 @@ async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
 
 
 def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    """Read-only: a missing database or an old schema is a ConfigError (exit 2)."""
     from monitor.cli.report import build_report, parse_since, render
-    from monitor.store.db import make_engine, upgrade
+    from monitor.store.startup import open_for_reading
 
     cfg = _load(args)
     try:
         since = parse_since(args.since, datetime.now(UTC))
     except ValueError as exc:
         raise UsageError(f"--since {args.since}: {exc}") from None
-    upgrade(cfg.monitor.database_url)
-    engine = make_engine(cfg.monitor.database_url)
+    engine = open_for_reading(cfg)  # read-only: never creates a file or migrates
     try:
         from sqlalchemy.orm import Session
 
@@ -83,7 +97,7 @@ def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
             rows = build_report(session, since=since, by=args.by)
     finally:
         engine.dispose()
-    print(render(rows, args.format))
+    print(render(rows, args.format, wide=args.wide))
     return 0
 
 
@@ -99,10 +113,14 @@ def cmd_db_upgrade(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
 def cmd_simulate(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
     from monitor.simulator.server import DEFAULT_PORT, serve
 
+    """Serve the fake gateway until Ctrl-C (exit 0); ``--api-key`` admits only that key."""
     port = DEFAULT_PORT if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port {port}: must be 0..65535")
-    serve(args.host, port, args.scenario)
+    api_key = getattr(args, "api_key", None)
+    if api_key is not None and (not api_key.strip() or any(c.isspace() for c in api_key)):
+        raise UsageError("--api-key: must be non-empty without whitespace")
+    serve(args.host, port, args.scenario, api_key=api_key)
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import NoReturn
 from monitor import __version__
 from monitor.errors import NexomonError, UsageError
 from monitor.logs import setup_logging
+from monitor.simulator.help import simulate_epilog
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--since", default="7d", help="24h, 7d, 30d or an ISO date (default 7d)")
     report.add_argument("--by", default="model", choices=["model", "day"])
     report.add_argument("--format", default="table", choices=["table", "json", "csv"])
+    report.add_argument(
+        "--wide",
+        action="store_true",
+        help="table: every column, one per outcome (default: the columns that fit 120)",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -67,12 +73,34 @@ def _parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="config file tools")
     config_sub = config.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
-    config_sub.add_parser("check", parents=[common], help="validate and print the cost forecast")
+    check = config_sub.add_parser(
+        "check", parents=[common], help="validate and print the cost forecast"
+    )
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also send one GET /models per target (no chat): key, base_url, models; "
+        "exit 1 when a check fails",
+    )
 
-    simulate = sub.add_parser("simulate", parents=[common], help="run the fake gateway")
+    simulate = sub.add_parser(
+        "simulate",
+        parents=[common],
+        help="run the fake gateway",
+        description="Run the fake OpenAI-compatible gateway (GET /v1/models, "
+        "POST /v1/chat/completions).",
+        epilog=simulate_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=None, help="default 8080")
     simulate.add_argument("--scenario", help="scenario TOML (default: the built-in one)")
+    simulate.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="admit only 'Authorization: Bearer KEY'; any other key gets 401 "
+        "(replaces the scenario's api_keys)",
+    )
 
     demo = sub.add_parser(
         "demo", parents=[common], help="simulator + daemon on SQLite in a temp dir"

@@ -10,21 +10,31 @@ tokens at no known price: ``unpriced_rows`` counts them and the table shows
 ``>=X``; when no row of a line had a price at all, its cost is ``unknown``
 (JSON ``null``), never silently 0.
 
-``--by day`` adds the month-to-date spend. Every (day, target) line carries
-``month_to_date_usd``: that target's cost from 00:00 UTC on the 1st of the
-day's month through the end of that day, counted from the 1st even when
-``--since`` starts later (it is read from the store for the whole month),
-so a new month starts again from that month's own spend. Shapes:
+``--by day`` groups by (day, target, probe kind): the models probe (a
+``GET /models``, about 1 ms) and the chat probes never share one p50 or one
+availability. It adds the month-to-date spend. Every (day, target, probe)
+line carries ``month_to_date_usd``: that target's and probe kind's cost from
+00:00 UTC on the 1st of the day's month through the end of that day,
+counted from the 1st even when ``--since`` starts later (it is read from the
+store for the whole month), so a new month starts again from that month's
+own spend. Shapes:
 
 * table: a ``month_to_date_usd`` column after ``cost_usd``, and one closing line per
   month shown, ``month to date 2025-11 (UTC, through 2025-11-28): 0.012000``,
-  the sum over targets of their last line in that month;
+  the sum over targets and probe kinds of their last line in that month;
 * json: the same list of row objects, day rows with ``month_to_date_usd``
   (a decimal string, ``null`` when unknown) and ``month_to_date_known``;
 * csv: a ``month_to_date_usd`` column (no closing lines, so it stays one
   table).
 
 Lower bounds and unknowns follow the cost rule above (``>=`` / ``unknown``).
+
+Width: json, csv and the ``--wide`` table have every column (one per
+outcome). The default table fits ``TABLE_WIDTH`` (120) where it can: the
+key columns, probes, availability, p50, p95 and costs, then as many of
+``OPTIONAL`` as still fit, in order; ``down`` sums the ``DOWN_OUTCOMES`` and
+``refused`` auth_error + rate_limited + client_error (long model ids may
+make even the key columns wider).
 """
 
 from __future__ import annotations
@@ -42,8 +52,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from monitor.errors import UsageError
-from monitor.outcome import Outcome
-from monitor.store.aggregate import Aggregate, aggregate, by_day, by_model
+from monitor.outcome import DOWN_OUTCOMES, Outcome
+from monitor.store.aggregate import Aggregate, aggregate, by_model
 from monitor.untrusted import escape_controls
 
 FORMATS = ("table", "json", "csv")
@@ -51,6 +61,23 @@ BY = ("model", "day")
 OUTCOMES = tuple(o.value for o in Outcome)
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+TABLE_WIDTH = 120
+REFUSED = (Outcome.AUTH_ERROR.value, Outcome.RATE_LIMITED.value, Outcome.CLIENT_ERROR.value)
+# The default table: columns in display order, those always shown, then the
+# optional ones in the order they are added while the table fits TABLE_WIDTH.
+COMPACT = (
+    "day", "target", "probe", "model", "probes", "availability_pct", "p50_ms", "p95_ms", "p99_ms",
+    "ok", "down", "refused", "skipped", "tokens_in", "tokens_out", "cost_usd",
+    "month_to_date_usd", "unpriced_rows",
+)  # fmt: skip
+OPTIONAL = (
+    "down", "refused", "skipped", "ok", "p99_ms", "tokens_in", "tokens_out", "unpriced_rows",
+)  # fmt: skip
+
+
+def by_day(at: datetime, _location: str, target: str, probe: str, _model: str) -> Hashable:
+    """The ``--by day`` key: (UTC day, target, probe kind)."""
+    return (at.date().isoformat(), target, probe)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -69,7 +96,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ReportRow:
-    """One line of the report: a target/probe/model (by=model) or a day/target (by=day)."""
+    """One line of the report: a target/probe/model (by=model) or a day/target/probe (by=day)."""
 
     target: str
     probe: str | None
@@ -85,7 +112,7 @@ class ReportRow:
     completion_tokens: int
     cost_usd: Decimal
     unpriced_rows: int
-    # --by day only: the target's month-to-date spend through this day (see module doc)
+    # --by day only: the target's and probe kind's month-to-date spend (see module doc)
     mtd_usd: Decimal | None = None
     mtd_unpriced_rows: int = 0
 
@@ -127,8 +154,8 @@ def _row(key: Hashable, agg: Aggregate, by: str) -> ReportRow:
         target, probe, model = key  # type: ignore[misc]
         day = None
     else:
-        day, target = key  # type: ignore[misc]
-        probe = model = None
+        day, target, probe = key  # type: ignore[misc]
+        model = None
     return ReportRow(
         target=target,
         probe=probe,
@@ -170,24 +197,26 @@ def month_start(moment: datetime) -> datetime:
 def _with_month_to_date(
     session: Session, rows: list[ReportRow], since: datetime, location: str | None
 ) -> list[ReportRow]:
-    """``rows`` (by day) with each target's running month-to-date cost filled in.
+    """``rows`` (by day) with each (target, probe)'s running month-to-date cost filled in.
 
     A second aggregation from the 1st of ``since``'s month: whole days, so
     the first line counts its whole month even when ``since`` is later.
     """
     days = aggregate(session, since=month_start(since), key=by_day, location=location)
-    running: dict[tuple[str, str], tuple[Decimal, int]] = {}
-    to_date: dict[tuple[str, str], tuple[Decimal, int]] = {}
-    for day, target in sorted(days):  # type: ignore[misc]
-        agg = days[(day, target)]
-        usd, unpriced = running.get((day[:7], target), (Decimal(0), 0))
-        running[(day[:7], target)] = to_date[(day, target)] = (
+    running: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
+    to_date: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
+    for day, target, probe in sorted(days):  # type: ignore[misc]
+        agg = days[(day, target, probe)]
+        usd, unpriced = running.get((day[:7], target, probe), (Decimal(0), 0))
+        running[(day[:7], target, probe)] = to_date[(day, target, probe)] = (
             usd + agg.cost_usd,
             unpriced + agg.unpriced,
         )
     out = []
     for row in rows:
-        usd, unpriced = to_date.get((row.day or "", row.target), (row.cost_usd, row.unpriced_rows))
+        usd, unpriced = to_date.get(
+            (row.day or "", row.target, row.probe or ""), (row.cost_usd, row.unpriced_rows)
+        )
         out.append(replace(row, mtd_usd=usd, mtd_unpriced_rows=unpriced))
     return out
 
@@ -195,16 +224,16 @@ def _with_month_to_date(
 def month_totals(rows: list[ReportRow]) -> list[tuple[str, str, Decimal, int]]:
     """(month, last day, month-to-date cost, unpriced rows) per month of by-day ``rows``.
 
-    The sum over targets of each target's last line in that month.
+    The sum over (target, probe) of each one's last line in that month.
     """
-    last: dict[tuple[str, str], ReportRow] = {}
+    last: dict[tuple[str, str, str], ReportRow] = {}
     for row in rows:
         if row.day is not None and row.mtd_usd is not None:
-            key = (row.day[:7], row.target)
+            key = (row.day[:7], row.target, row.probe or "")
             if key not in last or (last[key].day or "") < row.day:
                 last[key] = row
     months: dict[str, tuple[str, Decimal, int]] = {}
-    for (month, _target), row in sorted(last.items()):
+    for (month, _target, _probe), row in sorted(last.items()):
         day, usd, unpriced = months.get(month, ("", Decimal(0), 0))
         months[month] = (
             max(day, row.day or ""),
@@ -258,8 +287,12 @@ def _flat(row: ReportRow) -> dict[str, Any]:
     return flat
 
 
-def render(rows: list[ReportRow], fmt: str) -> str:
-    """The report as ``table`` (aligned text, control characters escaped), ``json`` or ``csv``."""
+def render(rows: list[ReportRow], fmt: str, *, wide: bool = False) -> str:
+    """The report as ``table`` (aligned text, control characters escaped), ``json`` or ``csv``.
+
+    ``wide`` only changes the table: every column instead of those that fit
+    ``TABLE_WIDTH`` (see the module docstring).
+    """
     if fmt == "json":
         return json.dumps([r.to_json() for r in rows], indent=2) + "\n"
     if fmt not in FORMATS:
@@ -268,7 +301,7 @@ def render(rows: list[ReportRow], fmt: str) -> str:
     if not flats:
         return "no probe results in this window\n" if fmt == "table" else ""
     by_day_mode = rows[0].day is not None
-    drop = ("probe", "model") if by_day_mode else ("day",)
+    drop = ("model",) if by_day_mode else ("day",)
     columns = [c for c in flats[0] if c not in drop]
     if fmt == "csv":
         buffer = io.StringIO()
@@ -279,8 +312,13 @@ def render(rows: list[ReportRow], fmt: str) -> str:
     # Model ids come from a gateway: control characters are shown as escapes,
     # so a row stays one line and sends the terminal nothing (csv/json escape
     # by their own rules).
+    if not wide:
+        flats = [{**f, **_outcome_groups(r)} for f, r in zip(flats, rows, strict=True)]
+        columns = [c for c in COMPACT if c in flats[0] and c not in drop]
     cells = [[escape_controls(str(f[c])) for c in columns] for f in flats]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    if not wide:
+        columns, cells, widths = _fit(columns, cells, widths)
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += [
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells
@@ -291,3 +329,31 @@ def render(rows: list[ReportRow], fmt: str) -> str:
             for month, day, usd, unpriced in month_totals(rows)
         ]
     return "\n".join(lines) + "\n"
+
+
+def _outcome_groups(row: ReportRow) -> dict[str, int]:
+    """``down`` and ``refused`` counts of a row (the availability rule's groups)."""
+    return {
+        "down": sum(row.outcomes.get(o.value, 0) for o in DOWN_OUTCOMES),
+        "refused": sum(row.outcomes.get(o, 0) for o in REFUSED),
+    }
+
+
+def _fit(
+    columns: list[str], cells: list[list[str]], widths: list[int]
+) -> tuple[list[str], list[list[str]], list[int]]:
+    """The always-shown columns plus the ``OPTIONAL`` ones, in order, while within the width."""
+    keep = {i for i, c in enumerate(columns) if c not in OPTIONAL}
+    for name in OPTIONAL:
+        if name not in columns:
+            continue
+        i = columns.index(name)
+        if sum(widths[j] + 2 for j in keep | {i}) - 2 > TABLE_WIDTH:
+            break
+        keep.add(i)
+    shown = sorted(keep)
+    return (
+        [columns[i] for i in shown],
+        [[row[i] for i in shown] for row in cells],
+        [widths[i] for i in shown],
+    )

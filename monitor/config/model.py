@@ -39,11 +39,12 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.config.durations import parse_duration
+from monitor.config.durations import format_duration, parse_duration
 from monitor.config.rules import (
     _INLINE_KEY,
     _NAME,
     _TOP_LEVEL_KEYS,
+    MAX_PROMPT_CHARS,
     EnvName,
     Interval,
     Money,
@@ -58,6 +59,8 @@ from monitor.config.rules import (
     _resolve_file,
     _Rule,
     _translate,
+    default_timeout,
+    warn_if_shared,
 )
 from monitor.errors import ConfigError
 
@@ -78,6 +81,7 @@ __all__ = [
 PATH_ENV = "NEXOMON_CONFIG"
 DATABASE_URL_ENV = "NEXOMON_DATABASE_URL"
 DEFAULT_PATH = "nexomon.toml"
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class Price(_Model):
@@ -103,6 +107,9 @@ class MonitorConfig(_Model):
     listen: StrictStr = "127.0.0.1:9464"
     retention_days: StrictInt = Field(default=30, ge=1)
     metrics_token_env: EnvName | None = None
+    # /api/v1/status shows errors, request ids, tokens and cost: it asks for the
+    # metrics token, or for this one when set (to open it to other readers).
+    status_token_env: EnvName | None = None
     spool_dir: NonEmptyStr | None = None
 
     @field_validator("database_url")
@@ -154,14 +161,15 @@ class TargetConfig(_Model):
     base_url: StrictStr
     api_key_env: EnvName | None = None
     api_key_file: NonEmptyStr | None = None
-    timeout: Timeout = 30.0
+    # Unset, it is 30s or the shorter interval when that is less (see _default_timeout).
+    timeout: Timeout = DEFAULT_TIMEOUT_S
     models_interval: Interval = 60.0
     chat_interval: Interval = 300.0
     # "*" stands for every model /models lists; ids next to it are probed first.
     models: tuple[NonEmptyStr, ...] = ("*",)
     max_models: StrictInt = Field(default=100, ge=1, le=10000)
     max_tokens: StrictInt = Field(default=16, ge=1, le=4096)
-    prompt: NonEmptyStr = "Reply with OK."
+    prompt: NonEmptyStr = Field(default="Reply with OK.", max_length=MAX_PROMPT_CHARS)
     max_body_bytes: StrictInt = Field(default=1048576, ge=1024)
     pricing: dict[StrictStr, Price] = Field(default_factory=dict)
 
@@ -175,6 +183,24 @@ class TargetConfig(_Model):
         if isinstance(data, Mapping) and "api_key" in data:
             raise _Rule(_INLINE_KEY, "api_key")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any) -> Any:
+        return default_timeout(data, DEFAULT_TIMEOUT_S)
+
+    @model_validator(mode="after")
+    def _timeout_within_intervals(self) -> TargetConfig:
+        # A probe that may outlast its interval overlaps its next run (a misfire).
+        for key in ("models_interval", "chat_interval"):
+            interval = getattr(self, key)
+            if self.timeout > interval:
+                raise _Rule(
+                    f"must be at most {key} ({format_duration(interval)}): "
+                    "a probe must end before its next run",
+                    "timeout",
+                )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -227,6 +253,7 @@ class TargetConfig(_Model):
                 raise ConfigError(f"{origin} is not set")
         else:
             origin = f"{where}.api_key_file: {self.api_key_file}"
+            warn_if_shared(Path(str(self.api_key_file)), origin)
             try:
                 raw = Path(str(self.api_key_file)).read_text(encoding="utf-8")
             except OSError as exc:
@@ -310,6 +337,8 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"{source}: cannot read config: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid TOML: {_TOO_DEEP}") from None
     raw.setdefault("monitor", {})  # so the env override and path resolution always run
     for key in raw:
         if key not in _TOP_LEVEL_KEYS:
@@ -322,3 +351,8 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
         return Config.model_validate({**raw, "source": source}, context=context)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_translate(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: {_TOO_DEEP}") from None
+
+
+_TOO_DEEP = "tables or arrays are nested too deeply"

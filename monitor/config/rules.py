@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
+import stat
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,12 +32,20 @@ from pydantic import (
 
 from monitor.config.durations import format_duration, parse_duration
 
+_log = logging.getLogger("nexomon.config")
 _NAME = re.compile(r"[a-z0-9_-]+")
 _TOP_LEVEL_KEYS = ("monitor", "targets", "pricing", "budget")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 _MAX_TIMEOUT = 600.0
+_MAX_INTERVAL = 86400.0
+MAX_PROMPT_CHARS = 4096
+# One DNS label: letters, digits, "-" inside (and "_", which real gateways' hosts use).
+_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+_HOST_RULE = (
+    "must name a valid host: an IP address or dot-separated labels of letters, digits and -"
+)
 _DURATION = 'must be a duration: seconds, or a string like "30s", "5m", "1h"'
 _URL = 'must be an http:// or https:// URL, e.g. "https://api.nexorouter.com/v1"'
 _DB_URL = (
@@ -89,6 +100,8 @@ def _interval(value: Any) -> float:
     seconds = _seconds(value)
     if seconds < 1:
         raise _Rule("must be at least 1s")
+    if seconds > _MAX_INTERVAL:
+        raise _Rule(f"must be at most {format_duration(_MAX_INTERVAL)}")
     return seconds
 
 
@@ -143,14 +156,31 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _base_url(value: str) -> str:
+def _valid_host(host: str) -> bool:
+    """An IP address, or a DNS name of non-empty labels (one trailing dot allowed)."""
+    if _is_ip(host):
+        return True
     try:
-        parts = urlsplit(value.strip())
+        ascii_host = host.encode("idna").decode("ascii")  # an internationalized name
+    except UnicodeError:
+        return False
+    labels = ascii_host.removesuffix(".").split(".")
+    return len(ascii_host) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def _base_url(value: str) -> str:
+    text = value.strip()
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise _Rule("must not contain spaces or control characters")
+    try:
+        parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise _Rule(_URL) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _Rule(_URL)
+    if not _valid_host(parts.hostname):
+        raise _Rule(_HOST_RULE)
     if parts.username is not None or parts.password is not None:
         raise _Rule("must not contain credentials; use api_key_env or api_key_file")
     if parts.query or parts.fragment:
@@ -280,3 +310,38 @@ def _resolve_file(value: str | None, info: ValidationInfo) -> str | None:
     if not path.is_absolute() and base is not None:
         path = base / path
     return str(path)
+
+
+def default_timeout(data: Any, default: float) -> Any:
+    """A target table with no ``timeout``: ``default``, or the shorter interval when less.
+
+    Intervals that do not parse are left for their own validators to word.
+    """
+    if not isinstance(data, Mapping) or "timeout" in data:
+        return data
+    bound = default
+    for key in ("models_interval", "chat_interval"):
+        if key in data:
+            try:
+                bound = min(bound, _seconds(data[key]))
+            except _Rule:
+                return data
+    return {**data, "timeout": bound} if 0 < bound < default else data
+
+
+def warn_if_shared(path: Path, origin: str) -> None:
+    """Log one WARNING when the key file is readable by group or others (as ssh does).
+
+    Only a warning: a key file shared with a service group is a choice; a file
+    that cannot be stat-ed is left for the read to report.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode) and mode & 0o044:
+        _log.warning(
+            "%s is readable by group or others (mode %04o); run chmod 600 on it",
+            origin,
+            stat.S_IMODE(mode),
+        )

@@ -14,7 +14,9 @@ wiring for ``nexomon probe``.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -30,10 +32,11 @@ from monitor import __version__
 from monitor.config import model as config_mod
 from monitor.config.model import Config
 from monitor.daemon import runtime
+from monitor.daemon.catalog_log import CatalogLog
 from monitor.daemon.runner import ProbeRunner, RetryAfterHolds, Sink
 from monitor.daemon.scheduler import FIRST_LISTING_WINDOW_S, ProbeScheduler
 from monitor.daemon.statelog import StateLog
-from monitor.daemon.web import WebServer, build_app
+from monitor.daemon.web import WebServer, build_app, connection_limit
 from monitor.errors import ConfigError
 from monitor.exporter.exporter import Exporter
 from monitor.gateway.client import GatewayClient
@@ -41,11 +44,20 @@ from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
 from monitor.spend.budget import Budget
 from monitor.store import queries
-from monitor.store.startup import Store, open_store
+from monitor.store.startup import Store, catalog_limits, open_store, summary_level
 
 log = logging.getLogger("nexomon.daemon")
 
 MAINTENANCE_INTERVAL_S = 3600.0
+
+
+def _listen_error(config: Config, exc: OSError) -> str:
+    """One line naming ``monitor.listen`` for a socket that could not be bound."""
+    where = f"{config.source}: monitor.listen: {config.monitor.listen}"
+    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
+    if exc.errno == errno.EADDRINUSE:
+        return f"{where} is in use ({reason})"
+    return f"{where} cannot be listened on ({reason})"
 
 
 def build_clients(config: Config, scrubber: SecretScrubber) -> dict[str, GatewayClient]:
@@ -102,6 +114,7 @@ class Daemon:
         self.now = now
         self.registry = CollectorRegistry()
         self.exporter = Exporter(self.registry, version=__version__)
+        self.catalog_log = CatalogLog(self.exporter)
         self.last_results: dict[tuple[str, str, str], ProbeResult] = {}
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
@@ -138,16 +151,14 @@ class Daemon:
             target = self.config.target(result.target)
             self.scheduler.sync_chat_jobs(target, result.model_ids)
 
-    def _on_catalog_events(self, events: list[Any]) -> None:
-        for event in events:
-            self.exporter.catalog_changed(event.target, event.change)
-            log.info("target %s: model %s %s", event.target, event.model, event.change)
-
     def _ready(self) -> tuple[bool, str]:
         if self.scheduler is None or not self.scheduler.running:
             return False, "scheduler not running"
         if self.store is None:
             return False, "database not open"
+        trouble = self.store.writer.health()  # dead or stalled: rows are not being written
+        if trouble is not None:
+            return False, trouble
         try:
             with self.store.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
@@ -193,29 +204,45 @@ class Daemon:
 
     # -- lifecycle --------------------------------------------------------
     async def run(self) -> int:
+        """Serve, open the store, then probe; returns 0 after SIGTERM or SIGINT.
+
+        Start-up order: the HTTP socket first, then the store, then the
+        scheduler, so a listen address in use or a database that cannot be
+        opened is a ConfigError (exit 2) before any probe is sent.
+        """
         loop = asyncio.get_running_loop()
-        self.store = await asyncio.to_thread(
-            open_store, self.config, self._on_catalog_events, wait_for_database=True
-        )
-        writer = self.store.writer
-        self.exporter.bind_writer(lambda: writer)
-        self.exporter.set_reload_ok(True)
-        budget = self._make_budget(self.config)
-        await asyncio.to_thread(self._seed_budget, budget, self.store.engine)
-        self._start_probing(self.config, budget)
         monitor_cfg = self.config.monitor
         self.web = WebServer(
             build_app(
                 registry=self.registry,
                 ready=self._ready,
                 status=self._status,
-                metrics_token=self._metrics_token(),
+                metrics_token=self._token("metrics_token_env"),
+                status_token=self._token("status_token_env"),
                 render_metrics=self.exporter.render_async,
             ),
             monitor_cfg.listen_host,
             monitor_cfg.listen_port,
+            max_connections=connection_limit(runtime.raise_open_file_limit()),
         )
-        await self.web.start()
+        try:
+            await self.web.start()
+        except OSError as exc:
+            self.web = None
+            raise ConfigError(_listen_error(self.config, exc)) from None
+        try:
+            self.store = await asyncio.to_thread(
+                open_store, self.config, self.catalog_log, wait_for_database=True
+            )
+        except BaseException:
+            await self.web.stop()
+            raise
+        writer = self.store.writer
+        self.exporter.bind_writer(lambda: writer)
+        self.exporter.set_reload_ok(True)
+        budget = self._make_budget(self.config)
+        await asyncio.to_thread(self._seed_budget, budget, self.store.engine)
+        self._start_probing(self.config, budget)
         log.info(
             "nexomon %s running: %d target(s), metrics on http://%s:%d/metrics",
             __version__,
@@ -272,9 +299,11 @@ class Daemon:
             await client.aclose()
         if self.web is not None:
             await self.web.stop()
-        if self.store is not None:
-            await asyncio.to_thread(self.store.close)
-        log.info("nexomon stopped; every recorded row flushed")
+        if self.store is None:
+            log.info("nexomon stopped")
+            return
+        summary = await asyncio.to_thread(self.store.close)
+        log.log(summary_level(summary), "nexomon stopped: %s", summary)
 
     async def reload(self) -> bool:
         """Re-reads the config file; a bad file keeps the old config running."""
@@ -303,6 +332,8 @@ class Daemon:
             budget.seed(old_budget.spent_usd, old_budget.spent_tokens)
         # [monitor] (database, listen, location) changes need a restart; keep the running one.
         self.config = new.model_copy(update={"monitor": self.config.monitor})
+        if self.store is not None:
+            self.store.writer.catalog_limits = catalog_limits(self.config)
         self._start_probing(self.config, budget, old_holds)
         if old_scheduler is not None:
             self._forget_dropped(old_config, old_scheduler)
@@ -321,17 +352,15 @@ class Daemon:
                 for model in old_scheduler.chat_jobs(target.name) - set(target.models):
                     self.exporter.forget(target.name, model)
 
-    def _metrics_token(self) -> str | None:
-        name = self.config.monitor.metrics_token_env
+    def _token(self, key: str) -> str | None:
+        """The bearer token named by ``[monitor] key`` (an environment variable), or None."""
+        name = getattr(self.config.monitor, key)
         if not name:
             return None
-        import os
-
         token = os.environ.get(name)
         if not token:
             raise ConfigError(
-                f"{self.config.source}: monitor.metrics_token_env: "
-                f"environment variable {name} is not set"
+                f"{self.config.source}: monitor.{key}: environment variable {name} is not set"
             )
         self.scrubber.add(token)
         return token
@@ -347,5 +376,12 @@ class Daemon:
                     retention.prune, self.store.engine, self.config.monitor.retention_days
                 )
             except Exception as exc:
-                log.warning("maintenance (rollup/retention) failed: %s", type(exc).__name__)
+                # The exception's type and the first line of its message (bounded);
+                # the log pipeline scrubs secrets (a database URL's password).
+                detail = (str(exc).strip().splitlines() or [""])[0][:300]
+                log.warning(
+                    "maintenance (rollup/retention) failed: %s%s",
+                    type(exc).__name__,
+                    f": {detail}" if detail else "",
+                )
             await asyncio.sleep(MAINTENANCE_INTERVAL_S)

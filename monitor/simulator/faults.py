@@ -41,6 +41,19 @@ HTML_PAGE = (
 CHUNK = 64 * 1024
 _PAD = b"a" * CHUNK
 ERROR_STATUSES = (500, 502, 503)
+# What each FAULT_KINDS entry does on the wire, one line each (nexomon simulate --help).
+FAULT_EFFECTS = {
+    "hang": "no answer; the connection stays open until the client leaves",
+    "reset": "200 with the full Content-Length, part of the body, then an abort",
+    "server_error": "the fault's 5xx `status` with an OpenAI error body",
+    "malformed_json": "200 application/json with a truncated body",
+    "html_200": "200 text/html: a proxy's maintenance page",
+    "missing_usage": "200, the completion without `usage` (chat only)",
+    "error_in_200": "200 with an `error` object instead of a result",
+    "empty_choices": "200, the completion with `choices: []` (chat only)",
+    "slow_drip": "the normal body, one byte every `interval_s`",
+    "oversized": "200, a valid JSON body of `size_bytes`, streamed in chunks",
+}
 
 
 class SimulatedReset(Exception):

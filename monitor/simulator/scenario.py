@@ -51,11 +51,33 @@ FAULT_KINDS = (
 )
 # Kinds that edit a chat completion; they mean nothing for GET /models.
 CHAT_ONLY_FAULTS = ("missing_usage", "empty_choices")
-_FAULT_PARAMS = {
+FAULT_PARAMS = {
     "server_error": {"status"},
     "slow_drip": {"interval_s"},
     "oversized": {"size_bytes"},
 }
+# Keys the parser accepts, in the order the help lists them (nexomon simulate --help).
+SCENARIO_KEYS = (
+    "name",
+    "seed",
+    "reply",
+    "api_keys",
+    "revoked_keys",
+    "retry_after_format",
+    "ratelimit",
+    "models_latency_ms",
+    "models_faults",
+    "models",
+)
+MODEL_KEYS = (
+    "latency_ms",
+    "error_rate",
+    "faults",
+    "ratelimit",
+    "created",
+    "disappear_after_s",
+    "reappear_after_s",
+)
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 DEFAULT_CREATED = 1735689600  # 2025-01-01T00:00:00Z, a stable `created` for listings
 DEFAULT_REPLY = "This is a simulated reply from the nexomon simulator."
@@ -209,9 +231,7 @@ class _Parser:
         return tuple(value)
 
     def scenario(self, data: dict[str, Any]) -> Scenario:
-        allowed = {"name", "seed", "reply", "api_keys", "revoked_keys", "retry_after_format"}
-        allowed |= {"ratelimit", "models_latency_ms", "models_faults", "models"}
-        data = self.table(data, "", allowed)
+        data = self.table(data, "", set(SCENARIO_KEYS))
         name = data.get("name", "scenario")
         if not isinstance(name, str) or not name:
             raise self.fail("name", "must be a non-empty string")
@@ -252,9 +272,7 @@ class _Parser:
         where = f"models.{model_id}"
         if not model_id.strip() or any(c.isspace() for c in model_id):
             raise self.fail(where, "model id must be non-empty without whitespace")
-        allowed = {"latency_ms", "error_rate", "faults", "ratelimit", "created"}
-        allowed |= {"disappear_after_s", "reappear_after_s"}
-        raw = self.table(raw, where, allowed)
+        raw = self.table(raw, where, set(MODEL_KEYS))
         error_rate = self.number(raw.get("error_rate", 0.0), f"{where}.error_rate", 0.0, 1.0)
         faults = self.faults(raw.get("faults", []), f"{where}.faults")
         self.total_rate(error_rate, faults, where)
@@ -318,7 +336,7 @@ class _Parser:
             kind = item.get("kind") if isinstance(item, dict) else None
             if kind not in FAULT_KINDS:
                 raise self.fail(f"{at}.kind", f"must be one of {', '.join(FAULT_KINDS)}")
-            item = self.table(item, at, {"kind", "rate"} | _FAULT_PARAMS.get(kind, set()))
+            item = self.table(item, at, {"kind", "rate"} | FAULT_PARAMS.get(kind, set()))
             if "rate" not in item:
                 raise self.fail(f"{at}.rate", "is required")
             fault = Fault(kind=kind, rate=self.number(item["rate"], f"{at}.rate", 0.0, 1.0))

@@ -10,6 +10,7 @@ a request stuck in a ``hang`` fault never holds up shutdown for long.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import threading
@@ -40,9 +41,17 @@ def load_scenario(path: str | None) -> Scenario:
     return Scenario.load(path) if path else Scenario.packaged("default")
 
 
-def serve(host: str, port: int, scenario_path: str | None) -> None:
-    """Serve until Ctrl-C or SIGTERM (blocking). Raises ScenarioError / NexomonError."""
-    scenario = load_scenario(scenario_path)
+def with_api_key(scenario: Scenario, api_key: str | None) -> Scenario:
+    """``scenario`` admitting only ``api_key`` (others get 401); unchanged when None."""
+    return scenario if api_key is None else dataclasses.replace(scenario, api_keys=(api_key,))
+
+
+def serve(host: str, port: int, scenario_path: str | None, *, api_key: str | None = None) -> None:
+    """Serve until Ctrl-C or SIGTERM (blocking). Raises ScenarioError / NexomonError.
+
+    ``api_key`` replaces the scenario's ``api_keys``: only ``Bearer api_key`` passes.
+    """
+    scenario = with_api_key(load_scenario(scenario_path), api_key)
     sock = _listen(host, port)
     try:
         bound = sock.getsockname()[1]

@@ -26,12 +26,19 @@ midnight and finished after belongs to the old day. An unpriced chat result
 (``cost_usd`` None) adds tokens but no dollars: a dollar cap cannot see it,
 a token cap can.
 
+Logging (logger ``nexomon.budget``): one WARNING when ``reserve`` first
+refuses a probe on a UTC day ("daily budget of $1.00 reached: chat probes
+skipped until 00:00 UTC ..."), and one INFO when probes may run again: at the
+first call after 00:00 UTC ("daily budget reset ..."), or on a reload whose
+new caps admit probes again. Never a line per skipped probe.
+
 Used from one asyncio loop only: every method runs to completion without
 awaiting, so no lock is needed. It is not thread-safe.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -40,6 +47,8 @@ from decimal import Decimal
 from monitor.results import ProbeResult
 
 ZERO = Decimal(0)
+
+log = logging.getLogger("nexomon.budget")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class Budget:
         self._spent_tokens = 0
         self._reserved_usd = ZERO
         self._reserved_tokens = 0
+        self._reached = False  # reserve refused a probe today (and said so once)
 
     # -- configuration ---------------------------------------------------
 
@@ -89,6 +99,9 @@ class Budget:
         """New caps after a config reload; today's spend is kept."""
         self._limit_usd = daily_usd
         self._limit_tokens = daily_tokens
+        if self._reached and self.allows_chat():
+            self._reached = False
+            log.info("daily budget raised by the reload: chat probes resume")
 
     def seed(self, spent_usd: Decimal, spent_tokens: int) -> None:
         """Set today's settled spend (read from the database at start).
@@ -186,6 +199,14 @@ class Budget:
         refused only for being expensive.
         """
         if not self.allows_chat():
+            if not self._reached:
+                self._reached = True
+                log.warning(
+                    "%s: chat probes skipped until 00:00 UTC (spent %s and %s tokens today)",
+                    self.reason(),
+                    format_usd(self._spent_usd),
+                    f"{self._spent_tokens:,}",
+                )
             return None
         held = Reservation(self._day, expected_usd or ZERO, expected_tokens)
         self._reserved_usd += held.usd
@@ -219,6 +240,9 @@ class Budget:
             self._spent_tokens = 0
             self._reserved_usd = ZERO
             self._reserved_tokens = 0
+            if self._reached:
+                self._reached = False
+                log.info("daily budget reset for %s (UTC): chat probes resume", today)
 
     def _over(self, usd: Decimal, tokens: int) -> bool:
         if self._limit_usd is not None and usd >= self._limit_usd:

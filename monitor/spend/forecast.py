@@ -20,7 +20,15 @@ A target with ``models = ["*"]`` probes whatever ``/models`` lists, which
 cannot be known before it runs: its row's cost is unknown, and the forecast
 shows a per-model figure at the most expensive price configured for that
 target instead, plus how many models it may stand for (``max_models``).
-The totals then are lower bounds and say so.
+
+Unknown is shown as unknown, never as a sum that reads like a price: when
+no row's dollar cost is known the totals line says ``expected probe spend:
+unknown (...)``; when some are, ``at least $X/day ..., plus N rows of
+unknown cost (...)``. The parenthesis names what is missing
+(``Forecast.missing``): the explicit models without a price
+(``no price for gw/m1, gw/m2``) and each ``"*"`` target, whose models are
+unknown until ``/models`` answers (``no price for any model`` when no price
+is configured at all).
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 8  # role and framing tokens of one user message
 NONCE_TOKENS = 6  # the random nonce the chat probe appends
 WILDCARD = "*"
+MAX_NAMED = 5  # unpriced models named in the totals line
 
 
 def estimate_prompt_tokens(prompt: str) -> int:
@@ -103,6 +112,36 @@ class Forecast:
     @property
     def complete_tokens(self) -> bool:
         return not any(row.wildcard for row in self.rows)
+
+    @property
+    def known_usd(self) -> bool:
+        """True when at least one row's dollar cost is known (the sum means something)."""
+        return any(row.usd_per_day is not None for row in self.rows)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Why the dollar total is not exact, one phrase each; empty when it is.
+
+        ``no price for T/M, ...`` for explicit models without a price (at
+        most ``MAX_NAMED`` named), and one phrase per ``"*"`` target.
+        """
+        unpriced = [
+            f"{r.target}/{r.model}" for r in self.rows if not r.wildcard and r.usd_per_day is None
+        ]
+        out = []
+        if unpriced:
+            named = ", ".join(unpriced[:MAX_NAMED])
+            more = len(unpriced) - MAX_NAMED
+            out.append(f"no price for {named}" + (f" and {more} more" if more > 0 else ""))
+        for row in self.rows:
+            if row.wildcard:
+                what = (
+                    'no price for any model: add [pricing."MODEL"] for the models it lists'
+                    if row.price_model is None
+                    else "models unknown until /models answers"
+                )
+                out.append(f'{row.target} "*": {what}')
+        return tuple(out)
 
     @property
     def usd_per_day(self) -> Decimal:
@@ -256,11 +295,15 @@ def _wildcard_note(row: ModelForecast) -> str:
 
 
 def _totals_line(f: Forecast) -> str:
+    """Exact, ``at least`` (some rows unknown) or ``unknown`` (none known), naming the gaps."""
+    why = "; ".join(f.missing)
+    if not f.known_usd and f.rows:
+        return f"expected probe spend: unknown ({why}); {_usd_budget_text(f)}"
     bound = "" if f.complete_usd else "at least "
     spend = f"{bound}{money(f.usd_per_day)}/day, {money(f.usd_per_month)}/month (30 d)"
     unknown = sum(1 for row in f.rows if row.usd_per_day is None)
     if unknown:
-        spend += f", plus {unknown} row{'s' if unknown > 1 else ''} of unknown cost"
+        spend += f", plus {unknown} row{'s' if unknown > 1 else ''} of unknown cost ({why})"
     return f"expected probe spend: {spend}; {_usd_budget_text(f)}"
 
 

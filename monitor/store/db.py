@@ -52,6 +52,18 @@ def redact(url: str | URL) -> str:
         return "<unparsable database url>"
 
 
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL, ``:memory:`` and ``file:`` URIs."""
+    parsed = normalize_url(url)
+    return _sqlite_path(parsed) if parsed.get_backend_name() == "sqlite" else None
+
+
+def create_sqlite_file(path: Path) -> None:
+    """Create ``path`` (0600) and its missing folders (0700); raises ``OSError``."""
+    if not path.exists():
+        _create_private_file(path)
+
+
 def _sqlite_path(url: URL) -> Path | None:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
@@ -84,12 +96,19 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -> Engine:
-    """A sync engine for ``url``; extra ``kwargs`` go to ``create_engine``."""
+def make_engine(
+    url: str | URL, *, busy_timeout_ms: int = 5000, read_only: bool = False, **kwargs: Any
+) -> Engine:
+    """A sync engine for ``url``; extra ``kwargs`` go to ``create_engine``.
+
+    ``read_only`` (the read-only commands): a missing SQLite file is not
+    created and the file's journal mode is not changed (no ``PRAGMA
+    journal_mode``, which writes the header); the caller checks the file exists.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         path = _sqlite_path(parsed)
-        if path is not None and not path.exists():
+        if path is not None and not path.exists() and not read_only:
             _create_private_file(path)
         # cached_statements: the sqlite3 module keeps 128 prepared statements
         # per connection by default. When the writer used SQLAlchemy's
@@ -108,7 +127,7 @@ def make_engine(url: str | URL, *, busy_timeout_ms: int = 5000, **kwargs: Any) -
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
-            if path is not None:
+            if path is not None and not read_only:
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(
                     "PRAGMA synchronous=NORMAL"
@@ -181,6 +200,13 @@ def head_revision() -> str | None:
             parents.add(down.group(1))
     heads = revisions - parents
     return heads.pop() if len(heads) == 1 else None
+
+
+def current_revisions(connection: Connection) -> list[str] | None:
+    """The database's ``alembic_version`` rows; None when it has no such table."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def _at_head(connection: Connection) -> bool:

@@ -60,6 +60,8 @@ DB_RULE = (
     'must be a database URL, e.g. "sqlite:///nexomon.db" or "postgresql+psycopg://user@host/db"'
 )
 PRICE = "input = 1\noutput = 2"
+HOST_RULE = "must name a valid host: an IP address or dot-separated labels of letters, digits and -"
+SPACE_RULE = "must not contain spaces or control characters"
 
 # (case id, file text, message after "FILE: ")
 INVALID = [
@@ -308,6 +310,61 @@ INVALID = [
         "budget_tokens_float",
         target_toml() + "[budget]\ndaily_tokens = 1.5\n",
         "budget.daily_tokens: must be an integer",
+    ),
+    # issue 16, point 3: hosts, timeouts within intervals, intervals, prompt, nesting.
+    *[
+        (
+            f"base_url_host_{case}",
+            target_toml().replace("http://127.0.0.1:8080/v1", url),
+            f"targets[0].base_url: {rule}",
+        )
+        for case, url, rule in [
+            ("empty_label", "http://api..example.com/v1", HOST_RULE),
+            ("leading_dot", "http://.example.com/v1", HOST_RULE),
+            ("space", "http://api example.com/v1", SPACE_RULE),
+            ("trailing_garbage", "http://api.example.com/v1 junk", SPACE_RULE),
+            ("tab", "http://api.example.com\\t/v1", SPACE_RULE),
+            ("punctuation", "http://api!example.com/v1", HOST_RULE),
+            ("port_garbage", "http://api.example.com:80x/v1", URL_RULE),
+            ("long_label", f"http://{'a' * 64}.com/v1", HOST_RULE),
+        ]
+    ],
+    (
+        "timeout_over_models_interval",
+        target_toml('timeout = "90s"', 'models_interval = "1m"', 'chat_interval = "5m"'),
+        "targets[0].timeout: must be at most models_interval (1m): "
+        "a probe must end before its next run",
+    ),
+    (
+        "timeout_over_chat_interval",
+        target_toml('timeout = "20s"', 'models_interval = "1m"', 'chat_interval = "10s"'),
+        "targets[0].timeout: must be at most chat_interval (10s): "
+        "a probe must end before its next run",
+    ),
+    (
+        "models_interval_over_a_day",
+        target_toml('models_interval = "25h"'),
+        "targets[0].models_interval: must be at most 1d",
+    ),
+    (
+        "chat_interval_over_a_day",
+        target_toml("chat_interval = 86401"),
+        "targets[0].chat_interval: must be at most 1d",
+    ),
+    (
+        "prompt_too_long",
+        target_toml(f'prompt = "{"x" * 4097}"'),
+        "targets[0].prompt: must be at most 4096 characters",
+    ),
+    (
+        "toml_nested_too_deeply",
+        target_toml() + "x = " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "invalid TOML: tables or arrays are nested too deeply",
+    ),
+    (
+        "toml_inline_tables_nested_too_deeply",
+        target_toml() + "x = " + "{a = " * 5_000 + "1" + "}" * 5_000 + "\n",
+        "invalid TOML: tables or arrays are nested too deeply",
     ),
     (
         "toml_syntax",
@@ -630,3 +687,65 @@ def test_spool_dir_is_resolved_against_the_config_directory(tmp_path: Path) -> N
     config = load(write(tmp_path, text + target_toml()), env={})
     assert config.monitor.spool_dir == str(tmp_path / "spool")
     assert config.monitor.metrics_token_env == "NEXOMON_METRICS_TOKEN"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/v1",
+        "http://[::1]:8080/v1",
+        "https://api.example.com./v1",
+        "https://bücher.example/v1",
+        "http://gateway_1.internal:4000",
+        f"https://{'a' * 63}.example.com/v1",
+    ],
+)
+def test_valid_hosts_are_accepted(tmp_path: Path, url: str) -> None:
+    text = target_toml().replace("http://127.0.0.1:8080/v1", url)
+    assert load(write(tmp_path, text), env={}).targets[0].base_url == url
+
+
+def test_a_timeout_equal_to_the_intervals_and_a_prompt_at_the_bound_load(tmp_path: Path) -> None:
+    text = target_toml(
+        'timeout = "10s"',
+        'models_interval = "10s"',
+        'chat_interval = "1d"',
+        f'prompt = "{"x" * 4096}"',
+    )
+    target = load(write(tmp_path, text), env={}).targets[0]
+    assert (target.timeout, target.models_interval, target.chat_interval) == (10, 10, 86400)
+    assert len(target.prompt) == 4096
+
+
+@pytest.mark.parametrize(
+    ("lines", "timeout"),
+    [
+        (('chat_interval = "5s"',), 5.0),
+        (('models_interval = "2s"', 'chat_interval = "10s"'), 2.0),
+        (('models_interval = "45s"',), 30.0),
+    ],
+)
+def test_an_unset_timeout_is_30s_or_the_shorter_interval(
+    tmp_path: Path, lines: tuple[str, ...], timeout: float
+) -> None:
+    assert load(write(tmp_path, target_toml(*lines)), env={}).targets[0].timeout == timeout
+
+
+@pytest.mark.parametrize(("mode", "warns"), [(0o600, False), (0o640, True), (0o604, True)])
+def test_a_key_file_readable_by_others_is_warned_about_once_per_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, mode: int, warns: bool
+) -> None:
+    path = write(tmp_path, target_toml(key='api_key_file = "gw.key"'))
+    key_file = tmp_path / "gw.key"
+    key_file.write_text(SECRET, encoding="utf-8")
+    key_file.chmod(mode)
+    target = load(path, env={}).targets[0]
+    with caplog.at_level("WARNING", logger="nexomon.config"):
+        assert target.api_key() == SECRET
+    warnings = [r.getMessage() for r in caplog.records if r.name == "nexomon.config"]
+    expected = (
+        f"{path}: targets[0].api_key_file: {key_file} is readable by group or others"
+        f" (mode {mode:04o}); run chmod 600 on it"
+    )
+    assert warnings == ([expected] if warns else [])
+    assert all(SECRET not in w for w in warnings)

@@ -43,7 +43,12 @@ def test_stop_signal_lets_the_probe_in_flight_finish_and_flushes_every_row(
         config = write_config(
             tmp_path,
             sim.base_url,
-            target={"models": ["m-slow"], "timeout": "10s", "chat_interval": "1s"},
+            target={
+                "models": ["m-slow"],
+                "timeout": "4s",  # at most the intervals (a config rule)
+                "models_interval": "4s",
+                "chat_interval": "4s",
+            },
         )
         daemon = DaemonProcess(config).start(timeout=60)
         try:

@@ -4,9 +4,10 @@ Contract: :func:`demo_stack` starts, in this order, the simulator (scenario
 :data:`SCENARIO`) in this process, a real Prometheus scraping the daemon's
 address every second with deploy/rules loaded, and ``nexomon run`` as a
 subprocess; waits (polling Prometheus, :data:`DEADLINE_S` per condition) until
-the failures, the 429s, the unpriced model and the refused gateway are visible;
-retires ``sim-retiring`` by moving the simulator's clock; waits for that
-catalog change; then yields a :class:`Stack`. Every process is stopped on exit.
+the failures, the 429s, the unpriced model, the refused gateway and the
+revoked key's 403s are visible; retires ``sim-retiring`` by moving the
+simulator's clock; waits for that catalog change; then yields a
+:class:`Stack`. Every process is stopped on exit.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ DEADLINE_S = 90.0  # per wait; generous for a loaded 2-core machine
 SCRAPE_S = 1.0
 ALL = ".*"  # the dashboards' allValue for target and model
 
+REVOKED_KEY = "sk-revoked-e2e"  # the simulator answers it 403: target badkey
 SCENARIO: dict[str, Any] = {
     "name": "panels-e2e",
     "seed": 5,
+    "revoked_keys": [REVOKED_KEY],
     "models": {
         "sim-ok": {"latency_ms": 20},
         "sim-unpriced": {"latency_ms": 20},
@@ -87,16 +90,26 @@ def _wait(what: str, check: Callable[[], bool], log: Callable[[], str]) -> None:
     raise AssertionError(f"timed out waiting for {what}\n--- daemon log ---\n{log()[-4000:]}")
 
 
-def _extra_config(dead_url: str) -> str:
+def _extra_config(dead_url: str, sim_url: str) -> str:
     prices = "".join(f'\n[pricing."{model}"]\ninput = 0.10\noutput = 0.40\n' for model in PRICED)
     return (
         "\n[[targets]]\n"
         'name = "dead"\n'
         f'base_url = "{dead_url}"\n'
         'api_key_file = "api.key"\n'
-        'timeout = "2s"\n'
+        'timeout = "1s"\n'
         'models_interval = "1s"\n'
         'chat_interval = "1s"\n'
+        # The simulator with a revoked key; a model name of its own, so its
+        # series never share a panel row with target sim's.
+        "\n[[targets]]\n"
+        'name = "badkey"\n'
+        f'base_url = "{sim_url}"\n'
+        'api_key_file = "revoked.key"\n'
+        'timeout = "1s"\n'
+        'models_interval = "1s"\n'
+        'chat_interval = "1s"\n'
+        'models = ["sim-badkey"]\n'
         f"{prices}\n[budget]\ndaily_usd = 5.0\n"
     )
 
@@ -117,10 +130,15 @@ def demo_stack(directory: Path) -> Iterator[Stack]:
                 "models": ["*", "sim-retiring"],
                 "models_interval": "1s",
                 "chat_interval": "1s",
-                "timeout": "10s",  # a stalled test machine must not look like an outage
+                # At most the 1 s interval (a probe must end before its next run);
+                # a stall of the test machine is brief against the alerts' 5m windows.
+                "timeout": "1s",
             },
-            extra=_extra_config(f"http://127.0.0.1:{free_port()}/v1"),
+            extra=_extra_config(f"http://127.0.0.1:{free_port()}/v1", sim.base_url),
         )
+        key_file = directory / "revoked.key"
+        key_file.write_text(REVOKED_KEY + "\n")
+        key_file.chmod(0o600)
         # Prometheus first, as in the compose stack: it sees every counter from 0.
         target = listen_url(config).removeprefix("http://")
         started = time.time()
@@ -141,6 +159,7 @@ def demo_stack(directory: Path) -> Iterator[Stack]:
                 'nexomon_probes_total{model="sim-down", outcome="server_error"} > 0',
                 'nexomon_model_unpriced{model="sim-unpriced"} == 1',
                 'nexomon_probes_total{target="dead", outcome="connection_error"} > 0',
+                'nexomon_probes_total{target="badkey", probe="chat", outcome="auth_error"} > 0',
             ):
                 _wait(expr, seen(expr), daemon.log)
             # ...then the model retires: the next /models answer lacks it.

@@ -13,6 +13,7 @@ what every panel and the availability/rate-limit alerts need:
   /models once the daemon has seen it listed (the test moves the
   simulator's clock forward): a catalog change and a delisted model;
 - a second target ``dead`` whose gateway refuses connections (gateway down);
+- a third target ``badkey`` whose key the simulator has revoked (every probe 403);
 - ``[budget] daily_usd`` so the budget panels have a cap to compare with.
 
 Every query of every panel of every dashboard is then run through
@@ -184,25 +185,36 @@ def test_every_alert_rule_loads_and_evaluates_without_error(stack: Stack) -> Non
 # so they must be pending, not firing: that checks the expression and that the
 # rule waits. NexomonBudgetExhausted (for 1m, needs the budget spent, which
 # would pause every chat probe), NexomonLatencyHigh (15m), NexomonProbesStale
-# (2m), the store, reload and exporter alerts are not raised by this scenario;
-# their firing is covered by promtool test rules (test_deploy_rules.py).
+# (2m), NexomonRateLimited (no target answers only 429 here), the store,
+# reload and exporter alerts are not raised by this scenario; NexomonModelUnavailable
+# and NexomonModelRefused wait for 15 minutes of data, longer than the test
+# runs. Their firing is covered by promtool test rules (test_deploy_rules.py).
 # NexomonExporterDown is not checked either way: Prometheus starts before the
 # daemon (up == 0 at first), and a scrape slower than 1 s on a loaded machine
 # would raise it too.
 EXPECTED_PENDING = {
     ("NexomonGatewayDown", "dead", None),
-    ("NexomonModelUnavailable", "sim", "sim-down"),
     ("NexomonModelDelisted", "sim", "sim-retiring"),
     ("NexomonRateLimitNearlyExhausted", "sim", "sim-ratelimited"),
+    ("NexomonAuthFailing", "badkey", None),
 }
-# Availability alerts never fire on rate_limited (or a retired model's 404) alone.
+# Availability alerts never fire on rate_limited (or a retired model's 404) alone;
+# a model's first failures are not 15 minutes of failures; refusal alerts never
+# fire for a target that also answers ok, nor for one that does not answer.
 MUST_STAY_QUIET = {
     ("NexomonGatewayDown", "sim", None),
+    ("NexomonGatewayDown", "badkey", None),
+    ("NexomonModelUnavailable", "sim", "sim-down"),
     ("NexomonModelUnavailable", "sim", "sim-ratelimited"),
     ("NexomonModelUnavailable", "sim", "sim-retiring"),
     ("NexomonModelUnavailable", "sim", "sim-ok"),
     ("NexomonModelUnavailable", "sim", "sim-unpriced"),
     ("NexomonModelDelisted", "sim", "sim-ok"),
+    ("NexomonModelUnavailable", "badkey", None),
+    ("NexomonAuthFailing", "sim", None),
+    ("NexomonAuthFailing", "dead", None),
+    ("NexomonRateLimited", None, None),
+    ("NexomonModelRefused", None, None),
     ("NexomonStoreFailing", None, None),
     ("NexomonStoreDroppingRows", None, None),
     ("NexomonConfigReloadFailed", None, None),
@@ -259,6 +271,16 @@ def _last(series: list[Any], **labels: str) -> float:
     return values[-1]
 
 
+def _max(series: list[Any], **labels: str) -> float:
+    """The largest value of the one series whose labels include ``labels``."""
+    (values,) = [v for metric, v in series if labels.items() <= metric.items()]
+    return max(values)
+
+
+DOWN_OUTCOMES = {"server_error", "timeout", "connection_error", "invalid_response"}
+REFUSED_OUTCOMES = {"auth_error", "rate_limited", "client_error"}
+
+
 def test_the_panels_show_the_demo_faults(stack: Stack) -> None:
     """The numbers, not only their presence: the dashboards' arithmetic is right."""
     with stack.client() as client:
@@ -269,6 +291,9 @@ def test_the_panels_show_the_demo_faults(stack: Stack) -> None:
         refused = _panel(client, stack, "ratelimits.json", "429 rate")
         retry = _panel(client, stack, "ratelimits.json", "Retry-after")
         unpriced = _panel(client, stack, "spend.json", "Unpriced models")
+        down = _panel(client, stack, "overview.json", "Down probes by outcome")
+        refused_probes = _panel(client, stack, "overview.json", "Refused probes by outcome")
+        failures = _panel(client, stack, "overview.json", "Failures in range by target and model")
     assert _last(availability, model="sim-ok") == 1
     assert _last(availability, model="sim-down") == 0
     assert _last(availability, target="dead") == 0
@@ -291,3 +316,14 @@ def test_the_panels_show_the_demo_faults(stack: Stack) -> None:
     assert _last(refused, model="sim-ok") == 0
     assert _last(retry, model="sim-ratelimited") > 0
     assert {metric["model"] for metric, _ in unpriced} == {"sim-unpriced"}
+    # Down and refused apart, in whole probes: a 429 or a 403 is never down.
+    assert _max(down, target="sim", outcome="server_error") >= 1
+    assert _max(down, target="dead", outcome="connection_error") >= 1
+    assert {metric["outcome"] for metric, _ in down} <= DOWN_OUTCOMES
+    assert _max(refused_probes, target="sim", outcome="rate_limited") >= 1
+    assert _max(refused_probes, target="badkey", outcome="auth_error") >= 1
+    assert {metric["outcome"] for metric, _ in refused_probes} <= REFUSED_OUTCOMES
+    assert {metric["outcome"] for metric, _ in failures} >= {"auth_error", "server_error"}
+    for panel in (down, refused_probes, failures):
+        values = [value for _, series in panel for value in series]
+        assert values and all(value == round(value) for value in values), panel

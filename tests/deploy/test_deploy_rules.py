@@ -18,7 +18,11 @@ REQUIRED_ALERTS = {
     "NexomonProbesStale",
     "NexomonBudgetExhausted",
     "NexomonStoreFailing",
+    "NexomonAuthFailing",
+    "NexomonModelRefused",
+    "NexomonRateLimited",
 }
+DOWN_OUTCOMES = ("server_error", "timeout", "connection_error", "invalid_response")
 
 
 def _rules() -> list[dict]:
@@ -57,6 +61,8 @@ def test_amtool_accepts_alertmanager_yml() -> None:
     [
         (["alertname=NexomonGatewayDown", "severity=critical"], "oncall"),
         (["alertname=NexomonModelUnavailable", "severity=warning"], "default"),
+        (["alertname=NexomonAuthFailing", "severity=critical"], "oncall"),
+        (["alertname=NexomonRateLimited", "severity=warning"], "default"),
     ],
 )
 def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> None:
@@ -106,3 +112,29 @@ def test_availability_tests_cover_auth_error_and_rate_limited_alone() -> None:
     # Series that only ever record these outcomes, and no alert expected for them.
     assert text.count('outcome="auth_error"') >= 2
     assert text.count('outcome="rate_limited"') >= 2
+
+
+def _group(name: str) -> list[dict]:
+    groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
+    (group,) = [group for group in groups if group["name"] == name]
+    return group["rules"]
+
+
+def test_refusal_rules_ignore_down_outcomes_and_skipped() -> None:
+    # Down outcomes belong to the availability rules and skipped probes sent
+    # nothing: neither may make a refusal alert fire or stay quiet.
+    rules = _group("nexomon-refused")
+    assert {rule["alert"] for rule in rules} == {
+        "NexomonAuthFailing",
+        "NexomonModelRefused",
+        "NexomonRateLimited",
+    }
+    for rule in rules:
+        for outcome in (*DOWN_OUTCOMES, "skipped"):
+            assert outcome not in rule["expr"], (rule["alert"], outcome)
+
+
+@pytest.mark.parametrize("alert", ["NexomonModelUnavailable", "NexomonModelRefused"])
+def test_rules_that_claim_a_duration_wait_for_that_much_data(alert: str) -> None:
+    (rule,) = [rule for rule in _rules() if rule["alert"] == alert]
+    assert 'nexomon_probes_total{probe="chat"} offset 15m' in rule["expr"]

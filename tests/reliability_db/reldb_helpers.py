@@ -61,7 +61,7 @@ def daemon_config(
         "name": "sim",
         "base_url": base_url,
         "api_key_file": "api.key",
-        "timeout": "3s",
+        "timeout": "1s",
         "models_interval": "1s",
         "chat_interval": "1s",
         "models": ["*"],

@@ -70,7 +70,7 @@ def write_config(
         "name": "sim",
         "base_url": base_url,
         "api_key_file": "api.key",
-        "timeout": "5s",
+        "timeout": "1s",
         "models_interval": "1s",
         "chat_interval": "1s",
         **(target or {}),

@@ -159,7 +159,9 @@ def test_wildcard_target_is_unknown_with_a_per_model_figure() -> None:
     text = render_forecast(f)
     assert 'gw "*" = every listed model, up to 50' in text
     assert "$0.08467/day at the dearest configured price (big)" in text
-    assert "at least $0.00/day" in text
+    # the total is unknown, not "at least $0.00/day" (issue 16, point 8)
+    assert 'expected probe spend: unknown (gw "*": models unknown until /models answers)' in text
+    assert "$0.00" not in text
 
 
 def test_wildcard_without_any_price_says_so() -> None:
@@ -167,6 +169,47 @@ def test_wildcard_without_any_price_says_so() -> None:
     (row,) = f.rows
     assert row.cost_per_run is None and row.price_model is None
     assert "no price configured" in render_forecast(f)
+
+
+def test_wildcard_without_any_price_is_unknown_not_zero() -> None:
+    # issue 16, point 8: models = ["*"] and no prices printed "at least $0.00/day"
+    f = forecast(Config((Target("gw", ("*",)),), {}, Budget(D("1.00"))))
+    assert not f.known_usd
+    last = render_forecast(f).splitlines()[-1]
+    assert last == (
+        'expected probe spend: unknown (gw "*": no price for any model: add [pricing."MODEL"] '
+        "for the models it lists); budget $1.00/day may be reached (cost unknown)"
+    )
+
+
+def test_unknown_rows_name_the_missing_prices() -> None:
+    config = Config(
+        (Target("a", ("deepseek-v4-flash", *(f"x{i}" for i in range(7)))), Target("gw", ("*",))),
+        PRICING,
+    )
+    f = forecast(config)
+    assert f.missing == (
+        "no price for a/x0, a/x1, a/x2, a/x3, a/x4 and 2 more",
+        'gw "*": models unknown until /models answers',
+    )
+    assert render_forecast(f).splitlines()[-1] == (
+        "expected probe spend: at least $0.002362/day, $0.07085/month (30 d), plus 8 rows of "
+        'unknown cost (no price for a/x0, a/x1, a/x2, a/x3, a/x4 and 2 more; gw "*": models '
+        "unknown until /models answers); no daily_usd budget"
+    )
+
+
+def test_only_unpriced_explicit_models_are_unknown() -> None:
+    f = forecast(Config((Target("a", ("mystery",)),), PRICING))
+    assert f.missing == ("no price for a/mystery",)
+    assert render_forecast(f).splitlines()[-1] == (
+        "expected probe spend: unknown (no price for a/mystery); no daily_usd budget"
+    )
+
+
+def test_complete_forecast_names_nothing_missing() -> None:
+    f = forecast(Config((Target("a", ("big",)),), PRICING))
+    assert f.missing == () and f.known_usd
 
 
 def test_wildcard_uses_target_override_prices_too() -> None:
