@@ -115,6 +115,8 @@ class Daemon:
         self.registry = CollectorRegistry()
         self.exporter = Exporter(self.registry, version=__version__)
         self.catalog_log = CatalogLog(self.exporter)
+        # One for the daemon's life: a reload is not a state change of the jobs.
+        self.state_log = StateLog()
         self.last_results: dict[tuple[str, str, str], ProbeResult] = {}
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
@@ -186,11 +188,10 @@ class Daemon:
     def _start_probing(
         self, config: Config, budget: Budget, holds: RetryAfterHolds | None = None
     ) -> None:
-        state_log = StateLog()
         self.runner, self.clients = build_runner(
             config,
             self.scrubber,
-            sinks=[self._on_result, self.store.writer.submit, state_log],  # type: ignore[union-attr]
+            sinks=[self._on_result, self.store.writer.submit, self.state_log],  # type: ignore[union-attr]
             budget=budget,
             exporter=self.exporter,
         )

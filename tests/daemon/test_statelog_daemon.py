@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,6 +69,45 @@ def test_daemon_logs_each_failing_job_once_and_never_calls_refused_down(
     quota = [line for line in log.splitlines() if "sim/chat/m-quota" in line]
     assert len(quota) == 1 and "is REFUSED (rate_limited" in quota[0], log
     assert " failed: " not in log and "is DOWN (rate_limited" not in log
+
+
+def test_a_reload_does_not_log_a_failing_job_again(tmp_path: Path) -> None:
+    # The state log outlives a SIGHUP: a job still failing is not a new change.
+    scenario = Scenario.from_dict(
+        {"name": "reload", "models": {"m-broken": {"latency_ms": 0, "error_rate": 1.0}}}
+    )
+    with RunningSimulator(scenario) as sim:
+        config = write_config(
+            tmp_path,
+            sim.base_url,
+            target={"models": ["m-broken"], "chat_interval": "1s", "timeout": "1s"},
+        )
+        daemon = DaemonProcess(config).start(timeout=60)
+        try:
+            eventually(lambda: _assert_in("sim/chat/m-broken is DOWN", daemon.log()), timeout=60)
+            daemon.signal(signal.SIGHUP)
+            eventually(lambda: _assert_in("config reloaded", daemon.log()), timeout=60)
+            after = _broken_rows(tmp_path)
+            eventually(lambda: _assert_more(_broken_rows(tmp_path), after + 3), timeout=60)
+        finally:
+            daemon.stop()
+    lines = [line for line in daemon.log().splitlines() if "sim/chat/m-broken is" in line]
+    assert len(lines) == 1, lines
+
+
+def _assert_in(text: str, log: str) -> None:
+    assert text in log
+
+
+def _assert_more(value: int, at_least: int) -> None:
+    assert value >= at_least
+
+
+def _broken_rows(directory: Path) -> int:
+    rows = sqlite3.connect(directory / "nexomon.db").execute(
+        "SELECT count(*) FROM probe_results WHERE model = 'm-broken'"
+    )
+    return int(rows.fetchone()[0])
 
 
 def test_maintenance_failure_logs_the_message(
