@@ -20,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
 
 from monitor.daemon.statelog import StateLog
 from monitor.exporter.exporter import Exporter
@@ -28,6 +27,7 @@ from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 from monitor.store.batch import write_batch
 from monitor.store.db import alembic_config, head_revision, make_engine, upgrade
+from tests.store.factory import schema_versions
 
 
 def _result(model: str, n: int, ok: bool) -> ProbeResult:
@@ -112,21 +112,12 @@ def _upgrade_in_child(url: str) -> str:
     return out.stdout.strip()
 
 
-def _version(url: str) -> list[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
-    finally:
-        engine.dispose()
-
-
 def test_upgrade_of_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nexomon.db'}"
     assert _upgrade_in_child(url) != "[]"  # a fresh database: Alembic migrates it
-    assert _version(url) == [head_revision()]
+    assert schema_versions(url) == [head_revision()]
     assert _upgrade_in_child(url) == "[]"  # a restart: nothing to do, nothing imported
-    assert _version(url) == [head_revision()]
+    assert schema_versions(url) == [head_revision()]
 
 
 def test_upgrade_of_an_older_database_still_migrates(tmp_path: Path) -> None:
@@ -142,9 +133,9 @@ def test_upgrade_of_an_older_database_still_migrates(tmp_path: Path) -> None:
             command.downgrade(config, "-1")
     finally:
         engine.dispose()
-    assert _version(url) != [head_revision()]
+    assert schema_versions(url) != [head_revision()]
     upgrade(url)
-    assert _version(url) == [head_revision()]
+    assert schema_versions(url) == [head_revision()]
 
 
 def _sqlite_heap_mb() -> float:

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 from cli_helpers import Ran, nexomon, target, unique_secret, write_config
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from monitor.simulator.scenario import Scenario
 from monitor.simulator.server import RunningSimulator
 from monitor.store.db import alembic_config, head_revision, make_engine
+from tests.store.factory import schema_versions
 from tests.store.pgcluster import free_port
 
 KEY = unique_secret()
@@ -54,15 +55,6 @@ def tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
         return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def version(url: str) -> list[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
     finally:
         engine.dispose()
 
@@ -108,10 +100,10 @@ def test_report_on_an_old_sqlite_schema_says_to_upgrade_and_leaves_it(tmp_path: 
         f"nexomon: {config}: monitor.database_url: {url} schema is at 0002, "
         f"this nexomon needs {HEAD}: run nexomon db upgrade"
     )
-    assert version(url) == ["0002"]
+    assert schema_versions(url) == ["0002"]
     upgraded = nexomon("db", "upgrade", "-c", str(config), env=ENV)
     assert upgraded.rc == 0, upgraded
-    assert version(url) == [HEAD]
+    assert schema_versions(url) == [HEAD]
     ran = report(config)
     assert ran.rc == 0 and ran.err == "", ran
 
@@ -123,7 +115,7 @@ def test_db_upgrade_still_creates_a_missing_sqlite_file(tmp_path: Path) -> None:
     )
     ran = nexomon("db", "upgrade", "-c", str(config), env=ENV)
     assert ran.rc == 0, ran
-    assert version(f"sqlite:///{db_file}") == [HEAD]
+    assert schema_versions(f"sqlite:///{db_file}") == [HEAD]
 
 
 def test_probe_without_record_never_touches_the_database(tmp_path: Path) -> None:
@@ -174,7 +166,7 @@ def test_report_on_an_old_postgresql_schema_says_to_upgrade_and_leaves_it(
         f"nexomon: {config}: monitor.database_url: {pg_url} schema is at 0002, "
         f"this nexomon needs {HEAD}: run nexomon db upgrade"
     )
-    assert version(pg_url) == ["0002"]
+    assert schema_versions(pg_url) == ["0002"]
 
 
 def test_report_on_a_missing_postgresql_database_is_a_config_error(

@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import text
+
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
+from monitor.store.db import make_engine
 
 T0 = datetime(2025, 11, 20, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -53,3 +56,13 @@ def listing(i: int, models: list[str], target: str = "nexorouter") -> ProbeResul
         duration_s=0.05,
         model_ids=tuple(models),
     )
+
+
+def schema_versions(url: str) -> list[str]:
+    """The Alembic revisions recorded in the database at ``url`` (its alembic_version rows)."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+    finally:
+        engine.dispose()
