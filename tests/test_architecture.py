@@ -6,7 +6,7 @@ import its own package and any package of a lower layer, nothing else:
     0  monitor (top-level value types: results, outcome, errors, catalog, logs)
     1  config, http, simulator
     2  gateway, store (with migrations), spend, exporter
-    3  probes
+    3  probes, statuspage
     4  daemon
     5  cli
 
@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "spend": 2,
     "exporter": 2,
     "probes": 3,
+    "statuspage": 3,
     "daemon": 4,
     "cli": 5,
 }

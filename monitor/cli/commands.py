@@ -94,7 +94,7 @@ def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
         from sqlalchemy.orm import Session
 
         with Session(engine) as session:
-            rows = build_report(session, since=since, by=args.by)
+            rows = build_report(session, since=since, by=args.by, location=args.location)
     finally:
         engine.dispose()
     print(render(rows, args.format, wide=args.wide))

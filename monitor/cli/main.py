@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from monitor import __version__
+from monitor.cli.bundled import scenario_arg
 from monitor.errors import NexomonError, UsageError
 from monitor.logs import setup_logging
 from monitor.simulator.help import simulate_epilog
@@ -48,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("run", parents=[common], help="run the daemon")
+    sub.add_parser(
+        "health", parents=[common], help="exit 0 when the daemon's /healthz answers ok (4 s)"
+    )
 
     probe = sub.add_parser("probe", parents=[common], help="run one round of probes now")
     probe.add_argument("--target", help="only this target")
@@ -59,7 +63,16 @@ def _parser() -> argparse.ArgumentParser:
         "report", parents=[common], help="availability, latency and spend report"
     )
     report.add_argument("--since", default="7d", help="24h, 7d, 30d or an ISO date (default 7d)")
-    report.add_argument("--by", default="model", choices=["model", "day"])
+    report.add_argument(
+        "--by",
+        default="model",
+        choices=["model", "day", "location"],
+        help="model: per target/probe/model; day: per UTC day, target, probe kind; "
+        "location: per location, target, probe kind, plus a combined '*' row",
+    )
+    report.add_argument(
+        "--location", metavar="NAME", help="only the probes measured by this location"
+    )
     report.add_argument("--format", default="table", choices=["table", "json", "csv"])
     report.add_argument(
         "--wide",
@@ -94,7 +107,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=None, help="default 8080")
-    simulate.add_argument("--scenario", help="scenario TOML (default: the built-in one)")
+    simulate.add_argument(
+        "--scenario",
+        type=scenario_arg,
+        help="scenario TOML, or a bundled one by name: default, demo (default: default)",
+    )
     simulate.add_argument(
         "--api-key",
         metavar="KEY",
@@ -139,6 +156,10 @@ def _dispatch(args: argparse.Namespace, scrubber) -> int:  # type: ignore[no-unt
     from monitor.cli import commands
 
     command = args.command
+    if command == "health":  # monitor/cli/health.py: no daemon, store or probe imports
+        from monitor.cli.health import cmd_health
+
+        return cmd_health(args.config)
     if command == "db":
         command = f"db {args.db_command}"
     elif command == "config":

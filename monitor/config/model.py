@@ -2,8 +2,8 @@
 
 Contract:
 
-- ``resolve_path(cli_path)``: ``-c PATH``, else ``$NEXOMON_CONFIG``, else
-  ``./nexomon.toml``.
+- ``resolve_path(cli_path)`` (from ``paths.py``): ``-c PATH``, else
+  ``$NEXOMON_CONFIG``, else ``./nexomon.toml``.
 - ``load(path)`` returns a frozen :class:`Config` or raises
   :class:`~monitor.errors.ConfigError` worded on one line as
   ``FILE: key.path: rule`` (``nexomon.toml: targets[0].chat_interval: must
@@ -11,9 +11,11 @@ Contract:
   ids always double-quoted (``pricing."sim-fast".input``).
 - Unknown keys are refused everywhere; every model is frozen.
 - ``$NEXOMON_DATABASE_URL``, when set and non-empty, replaces
-  ``monitor.database_url``. Relative paths in the file (``api_key_file``,
-  ``spool_dir``, a relative SQLite database) are resolved against the config
-  file's directory, so the daemon does not depend on its working directory.
+  ``monitor.database_url``. Relative paths never depend on the working
+  directory: data paths (a relative SQLite database, ``spool_dir``, the
+  default spool) resolve against the data directory (``$NEXOMON_DATA_DIR``,
+  else ``monitor.data_dir``), else the config file's directory;
+  ``api_key_file`` against the config file's directory (see ``paths.py``).
 - API keys are never part of the config: a target names an environment
   variable or a file, and :meth:`TargetConfig.api_key` reads it at call time.
   No error message and no ``repr()`` ever contains a key; the database URL's
@@ -40,6 +42,17 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration, parse_duration
+from monitor.config.keys import read_api_key
+from monitor.config.paths import (
+    DATA_DIR_ENV,
+    DEFAULT_PATH,
+    PATH_ENV,
+    data_home,
+    data_path,
+    default_spool_dir,
+    resolve_data_dir,
+    resolve_path,
+)
 from monitor.config.rules import (
     _INLINE_KEY,
     _NAME,
@@ -50,7 +63,6 @@ from monitor.config.rules import (
     Money,
     NonEmptyStr,
     Timeout,
-    _base_dir,
     _base_url,
     _database_url,
     _key_path,
@@ -60,12 +72,12 @@ from monitor.config.rules import (
     _Rule,
     _translate,
     default_timeout,
-    warn_if_shared,
 )
 from monitor.errors import ConfigError
 
 __all__ = [
     "DATABASE_URL_ENV",
+    "DATA_DIR_ENV",
     "DEFAULT_PATH",
     "PATH_ENV",
     "BudgetConfig",
@@ -78,9 +90,7 @@ __all__ = [
     "resolve_path",
 ]
 
-PATH_ENV = "NEXOMON_CONFIG"
 DATABASE_URL_ENV = "NEXOMON_DATABASE_URL"
-DEFAULT_PATH = "nexomon.toml"
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -102,6 +112,9 @@ class MonitorConfig(_Model):
     """The ``[monitor]`` table: where this instance runs, stores and listens."""
 
     location: NonEmptyStr = Field(default="default", max_length=64)
+    # Before database_url and spool_dir, which resolve against it (validators run in
+    # field order); validate_default: $NEXOMON_DATA_DIR applies with no key too.
+    data_dir: NonEmptyStr | None = Field(default=None, validate_default=True)
     # validate_default: the env override and path resolution apply to the default too.
     database_url: StrictStr = Field(default="sqlite:///nexomon.db", validate_default=True)
     listen: StrictStr = "127.0.0.1:9464"
@@ -110,7 +123,12 @@ class MonitorConfig(_Model):
     # /api/v1/status shows errors, request ids, tokens and cost: it asks for the
     # metrics token, or for this one when set (to open it to other readers).
     status_token_env: EnvName | None = None
-    spool_dir: NonEmptyStr | None = None
+    spool_dir: NonEmptyStr | None = Field(default=None, validate_default=True)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return resolve_data_dir(value, info)
 
     @field_validator("database_url")
     @classmethod
@@ -119,7 +137,7 @@ class MonitorConfig(_Model):
         override = context.get("database_url_override")
         if override:
             return _database_url(override, None, from_env=DATABASE_URL_ENV)
-        return _database_url(value, _base_dir(info))
+        return _database_url(value, data_home(info))
 
     @field_validator("listen")
     @classmethod
@@ -130,7 +148,10 @@ class MonitorConfig(_Model):
     @field_validator("spool_dir")
     @classmethod
     def _spool_dir(cls, value: str | None, info: ValidationInfo) -> str | None:
-        return _resolve_file(value, info)
+        home, data = data_home(info), info.data
+        if value is None:
+            return default_spool_dir(data.get("database_url"), home, data.get("location"))
+        return data_path(value, _resolve_file(value, info), home)
 
     @property
     def listen_host(self) -> str:
@@ -246,28 +267,7 @@ class TargetConfig(_Model):
         is unset, unreadable, empty, or not a single header-safe token.
         """
         where = f"{self._source}: targets[{self._index}]"
-        if self.api_key_env is not None:
-            origin = f"{where}.api_key_env: environment variable {self.api_key_env}"
-            raw = os.environ.get(self.api_key_env)
-            if raw is None:
-                raise ConfigError(f"{origin} is not set")
-        else:
-            origin = f"{where}.api_key_file: {self.api_key_file}"
-            warn_if_shared(Path(str(self.api_key_file)), origin)
-            try:
-                raw = Path(str(self.api_key_file)).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"{origin}: cannot read: {exc.strerror}") from None
-            except UnicodeDecodeError:
-                raise ConfigError(f"{origin}: is not UTF-8 text") from None
-        key = raw.strip()
-        if not key:
-            raise ConfigError(f"{origin} is empty")
-        # httpx would reject such a header and might echo it; fail here, silently.
-        # Non-ASCII too: an HTTP header value is ASCII, httpx raises on anything else.
-        if not key.isascii() or not key.isprintable() or any(ch.isspace() for ch in key):
-            raise ConfigError(f"{origin} must hold one key without spaces or control characters")
-        return key
+        return read_api_key(where, self.api_key_env, self.api_key_file)
 
     def price(self, model: str, default: Mapping[str, Price]) -> Price | None:
         """The target's own price for ``model``, else ``default``'s, else None."""
@@ -310,20 +310,11 @@ class Config(_Model):
         raise ConfigError(f"{self.source}: no target named {name!r} (targets: {names})")
 
 
-def resolve_path(cli_path: str | None) -> Path:
-    """``-c PATH`` if given, else ``$NEXOMON_CONFIG`` if set, else ``./nexomon.toml``."""
-    if cli_path:
-        return Path(cli_path)
-    from_env = os.environ.get(PATH_ENV)
-    if from_env:
-        return Path(from_env)
-    return Path(DEFAULT_PATH)
-
-
 def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate the TOML file at ``path``.
 
-    ``env`` (default ``os.environ``) supplies ``NEXOMON_DATABASE_URL``.
+    ``env`` (default ``os.environ``) supplies ``NEXOMON_DATABASE_URL`` and
+    ``NEXOMON_DATA_DIR``.
     Raises ConfigError with one line ``FILE: key.path: rule``.
     """
     source = Path(path)
@@ -346,6 +337,7 @@ def load(path: str | Path, *, env: Mapping[str, str] | None = None) -> Config:
     context = {
         "base_dir": source.absolute().parent,
         "database_url_override": environ.get(DATABASE_URL_ENV) or None,
+        "data_dir_override": environ.get(DATA_DIR_ENV) or None,
     }
     try:
         return Config.model_validate({**raw, "source": source}, context=context)

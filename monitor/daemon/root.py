@@ -7,94 +7,65 @@ timeout, flushes the writer and returns 0. SIGHUP reloads the config; a bad
 file keeps the old config running and sets
 ``nexomon_config_last_reload_successful`` to 0.
 
-``build_runner`` (and monitor.store.startup's ``open_store``) are the same
-wiring for ``nexomon probe``.
+One active prober per location: on SQLite the daemon holds the database's
+lock file (a second ``run`` on the file is a ConfigError naming the holder's
+pid); on PostgreSQL a ``ProberGate`` (monitor.daemon.standby) holds the
+location's advisory lock, and without it the process is a hot standby that
+serves HTTP, writes nothing and takes over when the lock comes free.
+
+``build_runner`` (monitor.daemon.wiring, re-exported here) and
+monitor.store.startup's ``open_store`` are the same wiring for
+``nexomon probe``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
-import os
 import signal
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from monitor import __version__
 from monitor.config import model as config_mod
 from monitor.config.model import Config
 from monitor.daemon import runtime
+from monitor.daemon.answers import readiness, status_document
 from monitor.daemon.catalog_log import CatalogLog
-from monitor.daemon.runner import ProbeRunner, RetryAfterHolds, Sink
-from monitor.daemon.scheduler import FIRST_LISTING_WINDOW_S, ProbeScheduler
+from monitor.daemon.maintenance import maintenance_loop
+from monitor.daemon.runner import ProbeRunner, RetryAfterHolds
+from monitor.daemon.scheduler import ProbeScheduler
+from monitor.daemon.standby import ProberGate
 from monitor.daemon.statelog import StateLog
 from monitor.daemon.web import WebServer, build_app, connection_limit
+from monitor.daemon.wiring import (
+    bearer_token,
+    build_clients,
+    build_runner,
+    first_round_s,
+    forget_dropped,
+    listen_error,
+    lock_period_s,
+    lock_sqlite,
+    seed_budget,
+)
 from monitor.errors import ConfigError
 from monitor.exporter.exporter import Exporter
 from monitor.gateway.client import GatewayClient
 from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
 from monitor.spend.budget import Budget
-from monitor.store import queries
+from monitor.store.db import normalize_url
+from monitor.store.lease import FileLock, LocationLock
 from monitor.store.startup import Store, catalog_limits, open_store, summary_level
 
+__all__ = ["Daemon", "build_clients", "build_runner"]
+
 log = logging.getLogger("nexomon.daemon")
-
-MAINTENANCE_INTERVAL_S = 3600.0
-
-
-def _listen_error(config: Config, exc: OSError) -> str:
-    """One line naming ``monitor.listen`` for a socket that could not be bound."""
-    where = f"{config.source}: monitor.listen: {config.monitor.listen}"
-    reason = (exc.strerror or str(exc) or type(exc).__name__).lower()
-    if exc.errno == errno.EADDRINUSE:
-        return f"{where} is in use ({reason})"
-    return f"{where} cannot be listened on ({reason})"
-
-
-def build_clients(config: Config, scrubber: SecretScrubber) -> dict[str, GatewayClient]:
-    """One GatewayClient per target; each key read is registered for log redaction."""
-    clients = {}
-    for target in config.targets:
-        key = target.api_key()
-        scrubber.add(key)
-        clients[target.name] = GatewayClient(
-            target.base_url,
-            key,
-            timeout=target.timeout,
-            max_body_bytes=target.max_body_bytes,
-        )
-    return clients
-
-
-def build_runner(
-    config: Config,
-    scrubber: SecretScrubber,
-    *,
-    sinks: Sequence[Sink] = (),
-    budget: Budget | None = None,
-    exporter: Exporter | None = None,
-) -> tuple[ProbeRunner, dict[str, GatewayClient]]:
-    clients = build_clients(config, scrubber)
-    runner = ProbeRunner(
-        location=config.monitor.location,
-        targets={t.name: t for t in config.targets},
-        clients=clients,
-        pricing=config.pricing,
-        budget=budget,
-        sinks=sinks,
-        on_bug=exporter.probe_error if exporter else (lambda: None),
-        on_unpriced=exporter.mark_unpriced if exporter else None,
-    )
-    return runner, clients
 
 
 class Daemon:
@@ -113,7 +84,9 @@ class Daemon:
         self.scrubber = scrubber
         self.now = now
         self.registry = CollectorRegistry()
-        self.exporter = Exporter(self.registry, version=__version__)
+        self.exporter = Exporter(
+            self.registry, version=__version__, location=config.monitor.location
+        )
         self.catalog_log = CatalogLog(self.exporter)
         # One for the daemon's life: a reload is not a state change of the jobs.
         self.state_log = StateLog()
@@ -125,23 +98,14 @@ class Daemon:
         self.scheduler: ProbeScheduler | None = None
         self.runner: ProbeRunner | None = None
         self.clients: dict[str, GatewayClient] = {}
+        self.gate: ProberGate | None = None  # PostgreSQL only: the location lock
+        self._file_lock: FileLock | None = None  # SQLite only: the database's lock file
+        self._switch = asyncio.Lock()  # one of activate, deactivate, reload at a time
+        self._maintenance: asyncio.Task[None] | None = None
 
     # -- wiring -----------------------------------------------------------
     def _make_budget(self, config: Config) -> Budget:
         return Budget(config.budget.daily_usd, config.budget.daily_tokens, now=self.now)
-
-    def _seed_budget(self, budget: Budget, engine: Engine) -> None:
-        try:
-            with Session(engine) as session:
-                usd, tokens = queries.spend_today(session, self.config.monitor.location, self.now())
-        except Exception as exc:  # database down at startup: probe on, spend unknown
-            log.warning(
-                "cannot read today's spend (%s); the budget starts from zero",
-                type(exc).__name__,
-            )
-            return
-        budget.seed(usd, tokens)
-        self.exporter.set_budget(budget.spent_usd, budget.limit_usd)
 
     def _on_result(self, result: ProbeResult) -> None:
         self.last_results[(result.target, result.probe, result.model)] = result
@@ -154,36 +118,11 @@ class Daemon:
             self.scheduler.sync_chat_jobs(target, result.model_ids)
 
     def _ready(self) -> tuple[bool, str]:
-        if self.scheduler is None or not self.scheduler.running:
-            return False, "scheduler not running"
-        if self.store is None:
-            return False, "database not open"
-        trouble = self.store.writer.health()  # dead or stalled: rows are not being written
-        if trouble is not None:
-            return False, trouble
-        try:
-            with self.store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any driver error means not ready
-            return False, f"database unreachable: {type(exc).__name__}"
-        return True, "ready"
+        return readiness(self.gate, self.scheduler, self.store)
 
     def _status(self) -> dict[str, Any]:
-        since = self.now() - timedelta(hours=24)
-        summary: list[dict[str, Any]] = []
-        if self.store is not None:
-            try:
-                with Session(self.store.engine) as session:
-                    summary = [row.to_json() for row in queries.status_summary(session, since)]
-            except Exception as exc:
-                log.warning("status: database query failed: %s", type(exc).__name__)
-        return {
-            "version": __version__,
-            "location": self.config.monitor.location,
-            "generated_at": self.now().isoformat(),
-            "last_results": [r.to_json() for r in self.last_results.values()],
-            "window_24h": summary,
-        }
+        location = self.config.monitor.location
+        return status_document(location, self.now(), self.last_results, self.store)
 
     def _start_probing(
         self, config: Config, budget: Budget, holds: RetryAfterHolds | None = None
@@ -203,7 +142,97 @@ class Daemon:
             self.scheduler.add_target(target)
         self.scheduler.start()
 
+    # -- one active prober per location ------------------------------------
+    async def _start_gate(self) -> asyncio.Task[None] | None:
+        """Probe now (SQLite), or once the location's lock is ours (PostgreSQL)."""
+        url = self.config.monitor.database_url
+        if normalize_url(url).get_backend_name() != "postgresql":
+            await self._activate()
+            return None
+        self.gate = ProberGate(
+            LocationLock(url, self.config.monitor.location),
+            period=lambda: lock_period_s(self.config),
+            activate=self._activate,
+            deactivate=self._deactivate,
+            switch=self._switch,
+        )
+        await self.gate.start()
+        return asyncio.create_task(self.gate.run())
+
+    async def _activate(self) -> None:
+        """Start probing: the store, today's spend from the database, the scheduler,
+        maintenance."""
+        if self.store is None:
+            await self._open_store()
+        assert self.store is not None
+        budget = self._make_budget(self.config)
+        location = self.config.monitor.location
+        await asyncio.to_thread(seed_budget, budget, self.store.engine, location, self.now())
+        self.exporter.set_budget(budget.spent_usd, budget.limit_usd)
+        self._start_probing(self.config, budget)
+        self._maintenance = asyncio.create_task(self._maintenance_loop())
+        self.exporter.set_prober_active(True)
+
+    async def _deactivate(self) -> None:
+        """Stop probing at once (probes in flight get 1 s), then close the store so
+        the instance taking over gets the spool."""
+        await self._stop_probing(1.0)
+        self.exporter.set_prober_active(False)
+        if self.store is not None:
+            store, self.store = self.store, None
+            summary = await asyncio.to_thread(store.close)
+            log.log(summary_level(summary), "standing by, store closed: %s", summary)
+
+    async def _stop_probing(self, grace_s: float) -> None:
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            self._maintenance = None
+        if self.scheduler is not None:
+            self.scheduler.shutdown()
+            left = await self.scheduler.drain(grace_s)
+            if left:
+                log.warning("%d probe(s) still running were abandoned", left)
+            self.scheduler = None
+        for client in self.clients.values():
+            await client.aclose()
+        self.clients = {}
+
     # -- lifecycle --------------------------------------------------------
+    async def _open(self) -> asyncio.Task[None] | None:
+        """Bind HTTP, open the store, then probe or stand by (see run)."""
+        assert self.web is not None
+        try:
+            await self.web.start()
+        except OSError as exc:
+            raise ConfigError(listen_error(self.config, exc)) from None
+        self.exporter.set_reload_ok(True)
+        return await self._start_gate()
+
+    async def _open_store(self) -> None:
+        """Open the store (its writer, journal and spool, held with a lock) to probe.
+
+        Only the active prober opens it: a standby of the same location would
+        otherwise replay, and clear, the spool the active one appends to.
+        """
+        self.store = await asyncio.to_thread(
+            open_store, self.config, self.catalog_log, wait_for_database=True
+        )
+        writer = self.store.writer
+        self.exporter.bind_writer(lambda: writer)
+
+    async def _abort_start(self) -> None:
+        """Undo a failed start: nothing stays bound, open or locked in this process."""
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
+            self.store = None
+        if self.gate is not None:
+            await self.gate.close()
+        if self._file_lock is not None:
+            self._file_lock.release()
+
     async def run(self) -> int:
         """Serve, open the store, then probe; returns 0 after SIGTERM or SIGINT.
 
@@ -213,13 +242,14 @@ class Daemon:
         """
         loop = asyncio.get_running_loop()
         monitor_cfg = self.config.monitor
+        self._file_lock = lock_sqlite(self.config)
         self.web = WebServer(
             build_app(
                 registry=self.registry,
                 ready=self._ready,
                 status=self._status,
-                metrics_token=self._token("metrics_token_env"),
-                status_token=self._token("status_token_env"),
+                metrics_token=bearer_token(self.config, "metrics_token_env", self.scrubber),
+                status_token=bearer_token(self.config, "status_token_env", self.scrubber),
                 render_metrics=self.exporter.render_async,
             ),
             monitor_cfg.listen_host,
@@ -227,23 +257,10 @@ class Daemon:
             max_connections=connection_limit(runtime.raise_open_file_limit()),
         )
         try:
-            await self.web.start()
-        except OSError as exc:
-            self.web = None
-            raise ConfigError(_listen_error(self.config, exc)) from None
-        try:
-            self.store = await asyncio.to_thread(
-                open_store, self.config, self.catalog_log, wait_for_database=True
-            )
+            gate_task = await self._open()
         except BaseException:
-            await self.web.stop()
+            await self._abort_start()
             raise
-        writer = self.store.writer
-        self.exporter.bind_writer(lambda: writer)
-        self.exporter.set_reload_ok(True)
-        budget = self._make_budget(self.config)
-        await asyncio.to_thread(self._seed_budget, budget, self.store.engine)
-        self._start_probing(self.config, budget)
         log.info(
             "nexomon %s running: %d target(s), metrics on http://%s:%d/metrics",
             __version__,
@@ -254,12 +271,11 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
-        maintenance = asyncio.create_task(self._maintenance_loop())
         # GIL hand-off and heap freezing (see monitor.daemon.runtime): the heap is
         # settled once every job has run once, then hourly, and frozen again
         # after any slow full collection.
         switch_interval = runtime.tune()
-        settler = asyncio.create_task(runtime.HeapSettler(self._first_round_s()).run())
+        settler = asyncio.create_task(runtime.HeapSettler(first_round_s(self.config)).run())
         freezer = runtime.SurvivorFreezer(loop).__enter__()
         try:
             while not self._stop.is_set():
@@ -274,30 +290,24 @@ class Daemon:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
-            maintenance.cancel()
+            if gate_task is not None:
+                gate_task.cancel()
             settler.cancel()
             freezer.__exit__()
             runtime.restore(switch_interval)
             await self.shutdown()
         return 0
 
-    def _first_round_s(self) -> float:
-        """Seconds until every configured job has run once (listing window + chat interval)."""
-        chat = max((t.chat_interval for t in self.config.targets), default=0.0)
-        return FIRST_LISTING_WINDOW_S + min(chat, 3600.0) + 1.0
-
     def request_stop(self) -> None:
         self._stop.set()
 
     async def shutdown(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.shutdown()
-            timeout = max((t.timeout for t in self.config.targets), default=30.0)
-            left = await self.scheduler.drain(timeout + 1)
-            if left:
-                log.warning("%d probe(s) still running at shutdown were abandoned", left)
-        for client in self.clients.values():
-            await client.aclose()
+        timeout = max((t.timeout for t in self.config.targets), default=30.0)
+        await self._stop_probing(timeout + 1)
+        if self.gate is not None:
+            await self.gate.close()
+        if self._file_lock is not None:
+            self._file_lock.release()
         if self.web is not None:
             await self.web.stop()
         if self.store is None:
@@ -308,6 +318,10 @@ class Daemon:
 
     async def reload(self) -> bool:
         """Re-reads the config file; a bad file keeps the old config running."""
+        async with self._switch:
+            return await self._reload()
+
+    async def _reload(self) -> bool:
         if self.config_path is None:
             return False
         try:
@@ -335,54 +349,14 @@ class Daemon:
         self.config = new.model_copy(update={"monitor": self.config.monitor})
         if self.store is not None:
             self.store.writer.catalog_limits = catalog_limits(self.config)
-        self._start_probing(self.config, budget, old_holds)
+        if self.gate is None or self.gate.active:  # a standby only keeps the new config
+            self._start_probing(self.config, budget, old_holds)
         if old_scheduler is not None:
-            self._forget_dropped(old_config, old_scheduler)
+            forget_dropped(self.exporter, old_config, self.config, old_scheduler)
         self.exporter.set_reload_ok(True)
         log.info("config reloaded: %d target(s)", len(self.config.targets))
         return True
 
-    def _forget_dropped(self, old_config: Config, old_scheduler: ProbeScheduler) -> None:
-        """Drops the series of targets and models a reload removed (no stale gauges)."""
-        now = {t.name: t for t in self.config.targets}
-        for old_target in old_config.targets:
-            target = now.get(old_target.name)
-            if target is None:
-                self.exporter.forget_target(old_target.name)
-            elif "*" not in target.models:  # with "*" the next listing decides
-                for model in old_scheduler.chat_jobs(target.name) - set(target.models):
-                    self.exporter.forget(target.name, model)
-
-    def _token(self, key: str) -> str | None:
-        """The bearer token named by ``[monitor] key`` (an environment variable), or None."""
-        name = getattr(self.config.monitor, key)
-        if not name:
-            return None
-        token = os.environ.get(name)
-        if not token:
-            raise ConfigError(
-                f"{self.config.source}: monitor.{key}: environment variable {name} is not set"
-            )
-        self.scrubber.add(token)
-        return token
-
     async def _maintenance_loop(self) -> None:
-        from monitor.store import retention, rollup
-
         assert self.store is not None
-        while True:
-            try:
-                await asyncio.to_thread(rollup.refresh, self.store.engine, self.now())
-                await asyncio.to_thread(
-                    retention.prune, self.store.engine, self.config.monitor.retention_days
-                )
-            except Exception as exc:
-                # The exception's type and the first line of its message (bounded);
-                # the log pipeline scrubs secrets (a database URL's password).
-                detail = (str(exc).strip().splitlines() or [""])[0][:300]
-                log.warning(
-                    "maintenance (rollup/retention) failed: %s%s",
-                    type(exc).__name__,
-                    f": {detail}" if detail else "",
-                )
-            await asyncio.sleep(MAINTENANCE_INTERVAL_S)
+        await maintenance_loop(self.store.engine, self.now, self.config.monitor.retention_days)

@@ -35,7 +35,6 @@ class ModelChildren:
         "cost",
         "jobs",
         "listed",
-        "phases",
         "retry_after",
         "rl_limit",
         "rl_remaining",
@@ -48,7 +47,6 @@ class ModelChildren:
     def __init__(self, values: tuple[str, str]) -> None:
         self.values = values
         self.jobs: dict[str, JobChildren] = {}
-        self.phases: dict[tuple[str, str], Any] = {}  # (probe, phase) -> child
         self.tokens: tuple[Any, Any] | None = None  # (input, output)
         self.cost: Any = None
         self.rl_limit: Any = None

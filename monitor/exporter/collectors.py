@@ -1,5 +1,9 @@
 """The exporter's two collectors: forwarding without ``_created``, and the writer's stats.
 
+Both add the process's constant labels (``location``) to every sample, first
+among its labels: the same place ``monitor.exporter.exposition`` puts them,
+so both paths of a scrape render the same bytes.
+
 Why no ``_created``: prometheus_client adds one per counter and histogram
 child; in the 0.0.4 text format they become extra gauge families that double
 the series count and that nothing here reads. ``disable_created_metrics()``
@@ -13,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry
@@ -40,15 +44,22 @@ class WriterStats(Protocol):
 
 
 class WithoutCreated(Collector):
-    """Forwards registries' families minus their ``_created`` samples.
+    """Forwards registries' families minus their ``_created`` samples, each
+    sample with ``const_labels`` put before its own labels.
 
     ``without_cached()`` leaves the ``cached`` registry out, in the calling
     thread only, while ``Exporter.render`` renders those families itself.
     """
 
-    def __init__(self, cached: CollectorRegistry, rest: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        cached: CollectorRegistry,
+        rest: CollectorRegistry,
+        const_labels: Mapping[str, str],
+    ) -> None:
         self._cached = cached
         self._rest = rest
+        self._const = dict(const_labels)
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -65,7 +76,12 @@ class WithoutCreated(Collector):
             for family in registry.collect():
                 out = Metric(family.name, family.documentation, family.type, family.unit)
                 created = family.name + "_created"
-                out.samples = [s for s in family.samples if s.name != created]
+                const = self._const
+                out.samples = [
+                    s._replace(labels={**const, **s.labels})
+                    for s in family.samples
+                    if s.name != created
+                ]
                 yield out
 
     def describe(self) -> Iterable[Metric]:
@@ -84,22 +100,28 @@ class WriterCollector(Collector):
     their own (kept in the dead-letter file), ``nexomon_store_writer_errors_total``
     unexpected exceptions the writer survived, ``nexomon_store_unjournaled_rows_total``
     rows accepted without a journal line, and ``nexomon_store_writer_up`` is 1
-    while the writer thread is alive and not stalled.
+    while the writer thread is alive and not stalled. Every sample carries
+    ``const_labels``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, const_labels: Mapping[str, str]) -> None:
         self.stats: Callable[[], WriterStats] | None = None
+        self._names = list(const_labels)
+        self._values = list(const_labels.values())
 
     def _families(self, stats: WriterStats | None) -> list[Metric]:
+        gauge, counter, names = GaugeMetricFamily, CounterMetricFamily, self._names
         families: list[Metric] = [
-            GaugeMetricFamily("nexomon_store_pending_rows", "Rows waiting to be written."),
-            CounterMetricFamily("nexomon_store_written_rows", "Rows written to the database."),
-            CounterMetricFamily("nexomon_store_errors", "Failed database writes."),
-            CounterMetricFamily("nexomon_store_dropped_rows", "Rows dropped (outage buffer full)."),
-            CounterMetricFamily("nexomon_store_rows_refused", "Rows the database refused."),
-            CounterMetricFamily("nexomon_store_writer_errors", "Errors the writer survived."),
-            CounterMetricFamily("nexomon_store_unjournaled_rows", "Rows without a journal line."),
-            GaugeMetricFamily("nexomon_store_writer_up", "1 while the store writer works."),
+            gauge("nexomon_store_pending_rows", "Rows waiting to be written.", labels=names),
+            counter("nexomon_store_written_rows", "Rows written to the database.", labels=names),
+            counter("nexomon_store_errors", "Failed database writes.", labels=names),
+            counter(
+                "nexomon_store_dropped_rows", "Rows dropped (outage buffer full).", labels=names
+            ),
+            counter("nexomon_store_rows_refused", "Rows the database refused.", labels=names),
+            counter("nexomon_store_writer_errors", "Errors the writer survived.", labels=names),
+            counter("nexomon_store_unjournaled_rows", "Rows without a journal line.", labels=names),
+            gauge("nexomon_store_writer_up", "1 while the store writer works.", labels=names),
         ]
         if stats is not None:
             values = (
@@ -113,7 +135,7 @@ class WriterCollector(Collector):
                 0 if stats.health() else 1,
             )
             for family, value in zip(families, values, strict=True):
-                family.add_metric([], float(value))
+                family.add_metric(self._values, float(value))
         return families
 
     def collect(self) -> Iterator[Metric]:

@@ -6,6 +6,15 @@ Contracts:
   ``nexomon_probe_interval_seconds``, ``nexomon_models_over_limit``,
   ``nexomon_probe_errors_total`` and ``nexomon_scheduler_misfires_total``).
   Nothing is registered on prometheus_client's global ``REGISTRY``.
+- Every series, the process-wide ones and the writer's included, carries
+  ``location`` (the constructor's ``location``, ``[monitor] location``):
+  the prober's place is part of what was measured (docs/architecture.md,
+  "Why a label, not an info metric").
+- The latency histograms count only probes that answered ``ok`` with a
+  duration, the population of ``nexomon report``'s latency columns
+  (``monitor.store.aggregate``): ``nexomon_probe_duration_seconds`` per job,
+  ``nexomon_probe_phase_duration_seconds`` per (target, probe, phase).
+  Failures count only in ``nexomon_probes_total{outcome}``.
 - Label values are bounded (``monitor.exporter.slots.LabelSlots``). A
   target exports at most ``max_models`` distinct ``model`` values, first
   come first served; ids beyond that, and ids longer than
@@ -22,8 +31,8 @@ Contracts:
   every chat result that spent tokens).
 - The scrape: ``render(registry)`` is a drop-in for ``generate_latest``
   (``web.build_app(render_metrics=...)``) with the same samples and values.
-  The per-(target, model) families (every metric with both labels, ~37,000
-  samples at 1,000 models) are rendered incrementally by
+  The per-(target, model) families (every metric with both labels, ~66,000
+  samples at 1,000 models) and the phase histograms are rendered incrementally by
   ``monitor.exporter.exposition.SeriesExposition``: every change of such a series
   marks its (target, model), and a scrape re-renders only marked ones
   (~35 µs each), reading the values from the children. The rest of the
@@ -32,7 +41,7 @@ Contracts:
   (``monitor.exporter.render``).
 - A skipped result (no request sent) counts in ``nexomon_probes_total`` and
   moves ``nexomon_probe_last_run_timestamp_seconds`` (the job ran), but
-  leaves success, duration, phases and HTTP status at the last real probe.
+  leaves success and HTTP status at the last real probe.
   The last-run timestamp is ``started_at + duration_s`` (``started_at``
   when there is no duration), so it is the result's own time, not the
   time the exporter happened to see it.
@@ -52,11 +61,16 @@ from prometheus_client.metrics import MetricWrapperBase
 from monitor.exporter.children import JobChildren, ModelChildren
 from monitor.exporter.collectors import WithoutCreated, WriterCollector, WriterStats
 from monitor.exporter.exposition import Children, Key, SeriesExposition
-from monitor.exporter.metrics import CATALOG_CHANGES, MetricSet
+from monitor.exporter.metrics import (
+    CATALOG_CHANGES,
+    HISTOGRAM_PHASES,
+    LOCATION_LABEL,
+    MetricSet,
+)
 from monitor.exporter.render import ScrapeRenderer
 from monitor.exporter.slots import LabelSlots
 from monitor.outcome import Outcome
-from monitor.results import PHASE_NAMES, ProbeResult
+from monitor.results import ProbeResult
 
 
 class Exporter(MetricSet):
@@ -67,23 +81,30 @@ class Exporter(MetricSet):
     runs on the loop itself).
     """
 
-    def __init__(self, registry: CollectorRegistry, *, version: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, *, version: str, location: str = "default"
+    ) -> None:
+        """``location`` is ``[monitor] location`` (its default is the config's)."""
         inner = CollectorRegistry(auto_describe=True)
-        super().__init__(inner, version=version)
+        super().__init__(inner, version=version, location=location)
+        const = {LOCATION_LABEL: location}
 
         # The per-(target, model) families (every metric with both labels; they
         # change only through _observe*, _child and _forget) get the incremental
-        # exposition.
+        # exposition; so do the phase histograms, kept under the key (target, "")
+        # of the models probe: ~100 lines a target that generate_latest would
+        # otherwise format anew at every scrape, on the event loop.
         per_model = [m for m, names in self._labelnames.items() if {"target", "model"} <= {*names}]
+        per_model.append(self.phase)
         cached = CollectorRegistry(auto_describe=True)
         for metric in per_model:
             inner.unregister(metric)
             cached.register(metric)
-        self._exposition = SeriesExposition(per_model, self._labelnames)
+        self._exposition = SeriesExposition(per_model, self._labelnames, const)
         self._registry = registry
-        self._collector = WithoutCreated(cached, inner)
+        self._collector = WithoutCreated(cached, inner, const)
 
-        self._writer = WriterCollector()
+        self._writer = WriterCollector(const)
         self._renderer = ScrapeRenderer(
             self._exposition, self._children_of, registry, self._collector
         )
@@ -98,6 +119,9 @@ class Exporter(MetricSet):
         self._series: dict[Key, dict[tuple[MetricWrapperBase, tuple[str, ...]], Any]] = {}
         # (target, model) -> its cached children; only for admitted, non-delisted models.
         self._models: dict[Key, ModelChildren] = {}
+        # (target, probe) -> the phase histogram's children, in HISTOGRAM_PHASES
+        # order; their series live under the key (target, "") in _series.
+        self._phases: dict[tuple[str, str], tuple[Any, ...]] = {}
 
     # -- label bookkeeping and the child cache ---------------------------------
 
@@ -167,7 +191,7 @@ class Exporter(MetricSet):
             if job is None:
                 return
             state = self._models[(r.target, r.model)]
-        key, values = state.values, job.values
+        key = state.values
         self._exposition.mark(key)
         job.probes[r.outcome].inc()
         child = job.last_run or self._set(job, "last_run", self.last_run, key)
@@ -177,30 +201,30 @@ class Exporter(MetricSet):
             (job.success or self._set(job, "success", self.success, key)).set(1 if r.success else 0)
             child = job.http_status or self._set(job, "http_status", self.http_status, key)
             child.set(r.http_status or 0)
-            if r.duration_s is not None:
+            if r.outcome is Outcome.OK and r.duration_s is not None:
+                # The report's latency population (monitor.store.aggregate): ok
+                # answers with a duration. A 500 answered in 60 ms is no latency.
                 child = job.duration or self._set(job, "duration", self.duration, key)
                 child.observe(r.duration_s)
-            phases, phase_values = state.phases, r.phases
-            for name in PHASE_NAMES:
-                seconds = getattr(phase_values, name)
-                child = phases.get((values[1], name))
-                if seconds is None:
-                    if child is not None:  # keep no stale value from an older probe
-                        del phases[(values[1], name)]
-                        self.phase.remove(*values, name)
-                        self._series[key].pop((self.phase, (*values, name)), None)
-                        self._exposition.mark(key, structural=True)
-                    continue
-                if child is None:
-                    child = phases[(values[1], name)] = self._child(
-                        self.phase, key, (*values, name)
-                    )
-                child.set(seconds)
+                self._observe_phases(r)
 
         self._observe_usage(r, state)
         if r.model_ids is not None:
             self._observe_catalog(r.target, r.model_ids)
             self.catalog_invalid.labels(target=r.target).set(r.invalid_entries or 0)
+
+    def _observe_phases(self, r: ProbeResult) -> None:
+        """Observe an ok result's connect (+ tls) and processing time, per (target, probe)."""
+        key = (r.target, "")
+        children = self._phases.get((r.target, r.probe))
+        if children is None:
+            children = self._phases[(r.target, r.probe)] = tuple(
+                self._child(self.phase, key, (r.target, r.probe, name)) for name in HISTOGRAM_PHASES
+            )
+        phases = r.phases
+        children[0].observe(phases.connect + (phases.tls or 0.0))  # "connect"
+        children[1].observe(phases.processing)  # "processing"
+        self._exposition.mark(key)
 
     def _set(
         self, holder: JobChildren | ModelChildren, attr: str, metric: MetricWrapperBase, key: Key
@@ -273,17 +297,6 @@ class Exporter(MetricSet):
             state.unpriced_value = unpriced
             self._exposition.mark(state.values)
 
-    def catalog_flapped(self, target: str, count: int = 1) -> None:
-        """Count catalog changes the log left out (a model flapping within the hour)."""
-        self.catalog_flaps.labels(target=target).inc(count)
-
-    def catalog_changed(self, target: str, change: str, count: int = 1) -> None:
-        """Count models added to or removed from a target's /models answer."""
-        if change not in CATALOG_CHANGES:
-            raise ValueError(f"change must be one of {CATALOG_CHANGES}, not {change!r}")
-        if count > 0:
-            self.catalog_changes.labels(target=target, change=change).inc(count)
-
     def set_interval(self, target: str, probe: str, model: str, seconds: float) -> None:
         with self._lock:
             job = self._job(target, probe, model)
@@ -309,6 +322,9 @@ class Exporter(MetricSet):
         """``forget`` with the lock held."""
         key = (target, model)
         self._models.pop(key, None)
+        if model == "":  # the phase histograms' key (see __init__)
+            for target_probe in [k for k in self._phases if k[0] == target]:
+                del self._phases[target_probe]
         series = self._series.pop(key, {})
         kept = {(m, v): c for (m, v), c in series.items() if keep_listed and m is self.listed}
         for metric, values in series.keys() - kept.keys():

@@ -5,6 +5,12 @@ are contracts: see docs/architecture.md and monitor.exporter.exporter's docstrin
 registry it is given and remembers each metric's label names in order.
 It also sets the process-wide (unlabelled) ones; ``Exporter`` is a
 MetricSet that also feeds and renders the rest.
+
+The ``location`` label is not among the label names here: it is one
+constant per process, added to every sample where the families are
+collected (``monitor.exporter.collectors``) and into the pre-rendered line
+prefixes (``monitor.exporter.exposition``), so no ``labels()`` call and no
+cached child carries it.
 """
 
 from __future__ import annotations
@@ -15,34 +21,41 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-# OpenTelemetry GenAI semantic conventions' bucket boundaries for LLM latency.
-DURATION_BUCKETS = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
-)
+
+def _quarter_octaves(low: float, high: float) -> tuple[float, ...]:
+    """``low * 2**(k/4)`` up to ``high``, to 4 significant digits (readable ``le`` values)."""
+    steps = round(4 * math.log2(high / low))
+    return tuple(float(f"{low * 2 ** (k / 4):.4g}") for k in range(steps + 1))
+
+
+# Latency of ok probes: OpenTelemetry GenAI's range (0.01 to 81.92 s) with
+# every OTel bound kept, and quarter-octave steps (factor 1.19) from 0.02 to
+# 20.48 s, where probe latencies live. Why: histogram_quantile interpolates
+# within a bucket, so with OTel's doubling buckets a p95 could be ~20 % off
+# the report's (10 % log buckets, monitor.store.histogram); with factor 1.19
+# it stays within ~10 % (docs/architecture.md, "Latency that agrees").
+# Quarter octaves over the whole range (53 bounds) would cost 9 more series
+# per model than the budget of 70 allows.
+DURATION_BUCKETS = (0.01, *_quarter_octaves(0.02, 20.48), 40.96, 81.92)
+# Phases are per (target, probe), not per model, so they can afford the same
+# fine layout, plus two bounds below 10 ms for connections to a near gateway.
+PHASE_BUCKETS = (0.0025, 0.005, *DURATION_BUCKETS)
+# The phases with a distribution: connect is connect + tls (set-up of a new
+# connection, 0 on a reused one), processing is request sent to first byte.
+HISTOGRAM_PHASES = ("connect", "processing")
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CATALOG_CHANGES = ("added", "removed")
 
 _JOB = ("target", "probe", "model")
 _TM = ("target", "model")
+LOCATION_LABEL = "location"  # on every series; see the module docstring
 
 
 class MetricSet:
     """Every nexomon metric, created on ``inner``; ``_labelnames`` maps each to its labels."""
 
-    def __init__(self, inner: CollectorRegistry, *, version: str) -> None:
+    def __init__(self, inner: CollectorRegistry, *, version: str, location: str) -> None:
+        self.location = location
         # Label names per metric, in order, so forget() can call remove().
         self._labelnames: dict[MetricWrapperBase, tuple[str, ...]] = {}
 
@@ -61,15 +74,22 @@ class MetricSet:
         )
         self.duration = Histogram(
             "nexomon_probe_duration_seconds",
-            "Total probe latency (gateway time, no client-side queueing).",
+            "Latency of the probes that answered ok (gateway time, no client-side queueing); "
+            "failed probes count only in nexomon_probes_total.",
             _JOB,
             buckets=DURATION_BUCKETS,
             registry=inner,
         )
         self._labelnames[self.duration] = _JOB
-        self.phase = gauge(
-            "nexomon_probe_phase_seconds", "Last probe's time per phase.", (*_JOB, "phase")
+        self.phase = Histogram(
+            "nexomon_probe_phase_duration_seconds",
+            "Time per phase of the probes that answered ok, per target and probe: connect "
+            "(connect + tls, 0 on a reused connection) and processing (to the first byte).",
+            ("target", "probe", "phase"),
+            buckets=PHASE_BUCKETS,
+            registry=inner,
         )
+        self._labelnames[self.phase] = ("target", "probe", "phase")
         self.probes = counter("nexomon_probes_total", "Probes by outcome.", (*_JOB, "outcome"))
         self.last_run = gauge(
             "nexomon_probe_last_run_timestamp_seconds", "When the last probe finished.", _JOB
@@ -137,13 +157,17 @@ class MetricSet:
         self.reload_ok = gauge(
             "nexomon_config_last_reload_successful", "0 after a config reload that failed."
         )
+        self.prober_active = gauge(
+            "nexomon_prober_active",
+            "1 while this process probes its location; 0 on hot standby (another is active).",
+        )
         self.build_info = gauge("nexomon_build_info", "Build information.", ("version",))
 
         self.budget_limit.set(math.inf)
         self.reload_ok.set(1)
         self.build_info.labels(version=version).set(1)
 
-    # -- the process-wide metrics (no labels) -------------------------------
+    # -- the process-wide metrics (no labels but location) ------------------
 
     def observe_lag(self, seconds: float) -> None:
         """Record how late a job started (an early start counts as 0)."""
@@ -162,3 +186,19 @@ class MetricSet:
 
     def set_reload_ok(self, ok: bool) -> None:
         self.reload_ok.set(1 if ok else 0)
+
+    def set_prober_active(self, active: bool) -> None:
+        self.prober_active.set(1 if active else 0)
+
+    # -- per target, with no cached children ------------------------------------
+
+    def catalog_flapped(self, target: str, count: int = 1) -> None:
+        """Count catalog changes the log left out (a model flapping within the hour)."""
+        self.catalog_flaps.labels(target=target).inc(count)
+
+    def catalog_changed(self, target: str, change: str, count: int = 1) -> None:
+        """Count models added to or removed from a target's /models answer."""
+        if change not in CATALOG_CHANGES:
+            raise ValueError(f"change must be one of {CATALOG_CHANGES}, not {change!r}")
+        if count > 0:
+            self.catalog_changes.labels(target=target, change=change).inc(count)

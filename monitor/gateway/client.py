@@ -99,6 +99,7 @@ class GatewayClient:
     not), or an ASGITransport in tests; one without trace events gets
     coarser phases (see monitor.http.timing). ``max_connections`` applies to the
     default transport only. ``max_body_bytes`` caps the decoded body.
+    ``user_agent`` is sent on every request (the daemon adds its location).
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class GatewayClient:
         max_body_bytes: int = 1 << 20,
         transport: httpx.AsyncBaseTransport | None = None,
         max_connections: int = 100,
+        user_agent: str = USER_AGENT,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -121,7 +123,7 @@ class GatewayClient:
             transport = Http11Transport(max_connections=max_connections, trust_env=True)
         self._client = httpx.AsyncClient(
             headers={
-                "user-agent": USER_AGENT,
+                "user-agent": user_agent,
                 "accept": "application/json",
                 # Only what CappedDecoder can inflate in capped slices.
                 "accept-encoding": ACCEPT_ENCODING,

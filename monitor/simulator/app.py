@@ -105,12 +105,14 @@ class Simulator:
                 "method_not_allowed",
             )
             return
+        # A fault with only_user_agent applies to matching clients only (a regional fault).
+        agent = dict(scope["headers"]).get(b"user-agent", b"").decode("latin-1")
         try:
             key = self._authenticate(scope)
             if path == MODELS_PATH:
-                await self._models(send, receive, headers, log)
+                await self._models(send, receive, headers, log, agent)
             else:
-                await self._chat(key, send, receive, headers, log)
+                await self._chat(key, send, receive, headers, log, agent)
         except RequestError as exc:
             log(exc.status)
             if exc.status == 401:
@@ -142,15 +144,17 @@ class Simulator:
             )
         return key
 
-    async def _models(self, send: Send, receive: Receive, headers: Headers, log: _Log) -> None:
-        fault = self._draw(0.0, self.scenario.models_faults)
+    async def _models(
+        self, send: Send, receive: Receive, headers: Headers, log: _Log, agent: str
+    ) -> None:
+        fault = self._draw(0.0, self.scenario.models_faults, agent)
         payload = payloads.models_body(self.listed_models())
         await self._answer(
             fault, self.scenario.models_latency, payload, send, receive, headers, log
         )
 
     async def _chat(
-        self, key: str, send: Send, receive: Receive, headers: Headers, log: _Log
+        self, key: str, send: Send, receive: Receive, headers: Headers, log: _Log, agent: str
     ) -> None:
         request = payloads.parse_chat(await _read_body(receive))
         log.model = request.model
@@ -182,21 +186,28 @@ class Simulator:
                 send, 429, [*headers, (b"retry-after", retry.encode())], payloads.dumps(body)
             )
             return
-        fault = self._draw(spec.error_rate, spec.faults)
+        fault = self._draw(spec.error_rate, spec.faults, agent)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         payload = payloads.completion_body(
             request, self.scenario.reply, completion_id, int(self.wall())
         )
         await self._answer(fault, spec.latency, payload, send, receive, headers, log)
 
-    def _draw(self, error_rate: float, choices: tuple[Fault, ...]) -> Fault | None:
-        """One uniform draw over [error_rate, fault rates..., normal answer]."""
+    def _draw(self, error_rate: float, choices: tuple[Fault, ...], agent: str = "") -> Fault | None:
+        """One uniform draw over [error_rate, fault rates..., normal answer].
+
+        A fault that does not apply to ``agent`` (its ``only_user_agent``)
+        keeps its slot but never fires: its share of requests is answered
+        normally, and the other faults' odds do not change.
+        """
         u = self.rng.random()
         if u < error_rate:
             return Fault("error_rate", error_rate)
         u -= error_rate
         for fault in choices:
             if u < fault.rate:
+                if not fault.applies_to(agent):
+                    return None
                 return fault
             u -= fault.rate
         return None

@@ -11,7 +11,13 @@ from __future__ import annotations
 import textwrap
 
 from monitor.simulator.faults import FAULT_EFFECTS
-from monitor.simulator.scenario import FAULT_KINDS, FAULT_PARAMS, MODEL_KEYS, SCENARIO_KEYS
+from monitor.simulator.scenario import (
+    FAULT_COMMON_PARAMS,
+    FAULT_KINDS,
+    FAULT_PARAMS,
+    MODEL_KEYS,
+    SCENARIO_KEYS,
+)
 
 
 def simulate_epilog() -> str:
@@ -30,6 +36,10 @@ def simulate_epilog() -> str:
             _wrapped(MODEL_KEYS),
             "fault kinds (faults = [{kind = ..., rate = ...}], models_faults likewise):",
             *faults,
+            f"  every kind also takes: {', '.join(FAULT_COMMON_PARAMS)} (the fault applies only",
+            "  to requests whose User-Agent contains that text; nexomon sends",
+            '  "nexomon/VERSION (location=LOCATION)", so only_user_agent = "location=eu"',
+            "  is a fault seen from location eu only)",
             "--api-key KEY admits only that bearer key; any other gets 401 invalid_api_key.",
         ]
     )

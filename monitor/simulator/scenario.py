@@ -20,6 +20,8 @@ Shape (all keys optional except ``models``)::
     latency_ms = {dist = "lognormal", median = 250, p99 = 1200}  # or a number (fixed)
     error_rate = 0.05                  # answered 500/502/503
     faults = [{kind = "hang", rate = 0.01}, {kind = "server_error", rate = 0.01, status = 504}]
+    # any fault may add only_user_agent = "location=eu": it then applies only to requests
+    # whose User-Agent contains that text (nexomon sends "nexomon/V (location=L)")
     ratelimit = {limit = 60, per_s = 1.0}
     disappear_after_s = 60             # gone from /models and chat 404s from then on
     reappear_after_s = 120             # ...until this many seconds after start
@@ -28,7 +30,6 @@ Shape (all keys optional except ``models``)::
 from __future__ import annotations
 
 import math
-import random
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -36,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import NexomonError
+from monitor.simulator.latency import Latency
+
+__all__ = ["FAULT_KINDS", "Fault", "Latency", "ModelSpec", "RateLimit", "Scenario", "ScenarioError"]
 
 FAULT_KINDS = (
     "hang",
@@ -56,6 +60,8 @@ FAULT_PARAMS = {
     "slow_drip": {"interval_s"},
     "oversized": {"size_bytes"},
 }
+# Parameters every kind accepts.
+FAULT_COMMON_PARAMS = ("only_user_agent",)
 # Keys the parser accepts, in the order the help lists them (nexomon simulate --help).
 SCENARIO_KEYS = (
     "name",
@@ -78,7 +84,6 @@ MODEL_KEYS = (
     "disappear_after_s",
     "reappear_after_s",
 )
-_Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 DEFAULT_CREATED = 1735689600  # 2025-01-01T00:00:00Z, a stable `created` for listings
 DEFAULT_REPLY = "This is a simulated reply from the nexomon simulator."
 
@@ -90,29 +95,6 @@ class ScenarioError(NexomonError):
 
 
 @dataclass(frozen=True)
-class Latency:
-    """A latency distribution in milliseconds: fixed, uniform or lognormal."""
-
-    dist: str = "fixed"
-    value: float = 0.0  # fixed
-    min: float = 0.0  # uniform
-    max: float = 0.0  # uniform
-    median: float = 0.0  # lognormal
-    p99: float = 0.0  # lognormal
-
-    def sample_s(self, rng: random.Random) -> float:
-        """One draw, in seconds."""
-        if self.dist == "uniform":
-            return rng.uniform(self.min, self.max) / 1000.0
-        if self.dist == "lognormal":
-            if self.median <= 0:
-                return 0.0
-            sigma = (math.log(self.p99) - math.log(self.median)) / _Z99
-            return rng.lognormvariate(math.log(self.median), sigma) / 1000.0
-        return self.value / 1000.0
-
-
-@dataclass(frozen=True)
 class Fault:
     """One scripted misbehaviour, chosen for a fraction ``rate`` of requests."""
 
@@ -121,6 +103,11 @@ class Fault:
     status: int = 500  # server_error
     interval_s: float = 1.0  # slow_drip: seconds between bytes
     size_bytes: int = 50_000_000  # oversized
+    only_user_agent: str | None = None  # applies only where the User-Agent contains this
+
+    def applies_to(self, user_agent: str) -> bool:
+        """Whether a request with this User-Agent can draw the fault (a regional fault)."""
+        return self.only_user_agent is None or self.only_user_agent in user_agent
 
 
 @dataclass(frozen=True)
@@ -134,7 +121,7 @@ class RateLimit:
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
-    latency: Latency = Latency()
+    latency: Latency = Latency()  # noqa: RUF009 - frozen, shared safely
     error_rate: float = 0.0
     faults: tuple[Fault, ...] = ()
     ratelimit: RateLimit = RateLimit()
@@ -158,7 +145,7 @@ class Scenario:
     retry_after_format: str = "seconds"
     seed: int | None = None
     reply: str = DEFAULT_REPLY
-    models_latency: Latency = Latency()
+    models_latency: Latency = Latency()  # noqa: RUF009 - frozen, shared safely
     models_faults: tuple[Fault, ...] = ()
 
     def model(self, model_id: str) -> ModelSpec | None:
@@ -336,20 +323,24 @@ class _Parser:
             kind = item.get("kind") if isinstance(item, dict) else None
             if kind not in FAULT_KINDS:
                 raise self.fail(f"{at}.kind", f"must be one of {', '.join(FAULT_KINDS)}")
-            item = self.table(item, at, {"kind", "rate"} | FAULT_PARAMS.get(kind, set()))
+            allowed = {"kind", "rate", *FAULT_COMMON_PARAMS, *FAULT_PARAMS.get(kind, ())}
+            item = self.table(item, at, allowed)
             if "rate" not in item:
                 raise self.fail(f"{at}.rate", "is required")
-            fault = Fault(kind=kind, rate=self.number(item["rate"], f"{at}.rate", 0.0, 1.0))
+            extra: dict[str, Any] = {}
             if "status" in item:
-                status = self.integer(item["status"], f"{at}.status", 500, 599)
-                fault = Fault(kind, fault.rate, status=status)
+                extra["status"] = self.integer(item["status"], f"{at}.status", 500, 599)
             if "interval_s" in item:
-                interval = self.number(item["interval_s"], f"{at}.interval_s", 0.0, 60.0)
-                fault = Fault(kind, fault.rate, interval_s=interval)
+                extra["interval_s"] = self.number(item["interval_s"], f"{at}.interval_s", 0.0, 60.0)
             if "size_bytes" in item:
-                size = self.integer(item["size_bytes"], f"{at}.size_bytes", 1024)
-                fault = Fault(kind, fault.rate, size_bytes=size)
-            faults.append(fault)
+                extra["size_bytes"] = self.integer(item["size_bytes"], f"{at}.size_bytes", 1024)
+            if "only_user_agent" in item:
+                agent = item["only_user_agent"]
+                if not isinstance(agent, str) or not agent.strip():
+                    raise self.fail(f"{at}.only_user_agent", "must be a non-empty string")
+                extra["only_user_agent"] = agent
+            rate = self.number(item["rate"], f"{at}.rate", 0.0, 1.0)
+            faults.append(Fault(kind, rate, **extra))
         return tuple(faults)
 
     def total_rate(self, error_rate: float, faults: tuple[Fault, ...], where: str) -> None:

@@ -7,8 +7,10 @@ the partial hour at the window's start and everything from
 ``complete_before`` on (the current hour, or more if the rollup is behind)
 come from ``probe_results``, so the numbers are right whether or not the
 rollup is current. Latency percentiles are over ``ok`` probes only and are
-read from merged fixed-bucket histograms (``histogram.ERROR_BOUND``, about
-5 %), the same way for rollup and raw rows.
+read from merged fixed-bucket histograms (at most ``histogram.ERROR_BOUND``,
+10 %, off the exact value, typically 1-3 %), the same way for rollup and raw
+rows. ``by_location`` groups keep each location apart; ``Aggregate.merge``
+combines them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,18 @@ class Aggregate:
         counted = ok + self.down
         return None if counted == 0 else 100.0 * ok / counted
 
+    def merge(self, other: Aggregate) -> None:
+        """Add ``other``'s sums and histogram to this one (groups of disjoint rows)."""
+        self.probes += other.probes
+        self.successes += other.successes
+        self.outcomes.update(other.outcomes)
+        self.latency.merge(other.latency)
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.total_tokens += other.total_tokens
+        self.cost_usd += other.cost_usd
+        self.unpriced += other.unpriced
+
 
 # A key function maps (hour or started_at, location, target, probe, model) to a group key.
 KeyFn = Callable[[datetime, str, str, str, str], Hashable]
@@ -87,6 +101,11 @@ def by_model(_at: datetime, _location: str, target: str, probe: str, model: str)
 
 def by_day(at: datetime, _location: str, target: str, _probe: str, _model: str) -> Hashable:
     return (at.date().isoformat(), target)
+
+
+def by_location(_at: datetime, location: str, target: str, probe: str, _model: str) -> Hashable:
+    """(location, target, probe kind): the models and chat probes never share a group."""
+    return (location, target, probe)
 
 
 def complete_before(session: Session) -> datetime | None:

@@ -10,10 +10,19 @@ replays rows the database already has, which the writer's unique
 
 The same line form (``encode_item``, ``read_items``) is used by the results
 journal (``journal.py``) and the dead-letter file (``deadletter.py``).
+
+One spool, one instance (issue 17): ``hold_spool`` takes an exclusive,
+non-blocking ``flock`` on ``nexomon-spool.lock`` in the folder (the spool file
+itself is unlinked by ``clear()``, so it cannot carry the lock) and writes the
+holder's pid into it. A second process asking for the same folder gets a
+ConfigError naming ``monitor.spool_dir`` and the holder's pid, before it
+replays (and clears) rows the holder is still appending. The lock goes with the
+process: a ``kill -9`` frees it, and the next start replays what was left.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -24,6 +33,7 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from pathlib import Path
 from typing import Any
 
+from monitor.errors import ConfigError
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 from monitor.store.db import make_private_dirs
@@ -32,6 +42,7 @@ from monitor.store.db import make_private_dirs
 log = logging.getLogger("nexomon.store.spool")
 
 SPOOL_NAME = "nexomon-spool.jsonl"
+LOCK_NAME = "nexomon-spool.lock"
 
 _no_default = json.JSONEncoder().default  # raises TypeError, as json.dumps does
 
@@ -161,3 +172,61 @@ class Spool:
     def clear(self) -> None:
         """Remove the spool (after its rows are committed)."""
         self.path.unlink(missing_ok=True)
+
+
+class SpoolLock:
+    """The exclusive hold of a spool folder; ``release()`` (or process exit) frees it."""
+
+    def __init__(self, directory: Path, fd: int) -> None:
+        self.directory = directory
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Free the lock (idempotent). The lock file stays: unlinking it would let
+        a waiter lock a file that a third process no longer finds."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def spool_holder(directory: Path) -> int | None:
+    """The pid written in ``directory``'s lock file, if it holds a number."""
+    try:
+        text = (directory / LOCK_NAME).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def hold_spool(directory: Path, source: Path | str) -> SpoolLock:
+    """Lock ``directory`` (created 0700) for this process, or raise ConfigError.
+
+    ``source`` is the config file, for the message: ``FILE: monitor.spool_dir:
+    DIR is in use by another nexomon (pid N): ...``. A folder that cannot be
+    created or a lock file that cannot be opened is a ConfigError too.
+    """
+    where = f"{source}: monitor.spool_dir"
+    try:
+        make_private_dirs(directory)
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"{where}: cannot create {directory} ({reason})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError when held; anything else is no lock either
+        os.close(fd)
+        pid = spool_holder(directory)
+        holder = f"pid {pid}" if pid is not None else "pid unknown"
+        raise ConfigError(
+            f"{where}: {directory} is in use by another nexomon ({holder}); "
+            "give each instance its own location or spool_dir"
+        ) from None
+    # Written only once locked: the pid in the file is the holder's (or empty, briefly).
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return SpoolLock(directory, fd)

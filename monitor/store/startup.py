@@ -15,6 +15,7 @@ is not this release's head is a ConfigError (exit 2) saying what to run.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from monitor.store.db import (
     sqlite_file,
     upgrade,
 )
+from monitor.store.spool import SpoolLock, hold_spool
 from monitor.store.writer import OUTAGE_ERRORS, CloseSummary, ResultWriter
 
 log = logging.getLogger("nexomon.store")
@@ -56,11 +58,15 @@ def spool_dir_for(config: Config) -> Path:
 class Store:
     engine: Engine
     writer: ResultWriter
+    spool_lock: SpoolLock | None = None
 
     def close(self) -> CloseSummary:
-        """Flush and stop the writer, dispose of the engine; what the writer left."""
+        """Flush and stop the writer, dispose of the engine, free the spool; what the
+        writer left."""
         summary = self.writer.close()
         self.engine.dispose()
+        if self.spool_lock is not None:
+            self.spool_lock.release()
         return summary
 
 
@@ -85,6 +91,26 @@ def open_store(
     """
     url = config.monitor.database_url
     _create_sqlite(config)
+    spool_dir = spool_dir_for(config)
+    # The daemon owns its spool (issue 17): a second instance on the folder is exit 2
+    # before its writer replays (and clears) rows the first is still appending.
+    lock = hold_spool(spool_dir, config.source) if wait_for_database else None
+    try:
+        return _open(config, url, spool_dir, lock, on_catalog_events, wait_for_database)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _open(
+    config: Config,
+    url: str,
+    spool_dir: Path,
+    lock: SpoolLock | None,
+    on_catalog_events: Callable[[list[Any]], None] | None,
+    wait_for_database: bool,
+) -> Store:
     prepare: Callable[[], None] | None = None
     try:
         upgrade(url)
@@ -94,12 +120,12 @@ def open_store(
         log.warning("%s; probing anyway, rows are spooled until the database answers", exc)
         prepare = lambda: upgrade(url)  # noqa: E731
     engine = make_engine(url)
-    writer = ResultWriter(engine, spool_dir=spool_dir_for(config), prepare=prepare)
+    writer = ResultWriter(engine, spool_dir=spool_dir, prepare=prepare)
     writer.catalog_limits = catalog_limits(config)
     if on_catalog_events is not None:
         writer.on_catalog_events = on_catalog_events
     writer.start()
-    return Store(engine, writer)
+    return Store(engine, writer, lock)
 
 
 _MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
@@ -120,6 +146,15 @@ def _create_sqlite(config: Config) -> None:
     except OSError as exc:
         reason = (exc.strerror or type(exc).__name__).lower()
         raise ConfigError(f"{_where(config)}: cannot create {path} ({reason})") from None
+    # SQLite opens a file it may not write read-only without a word, and every
+    # insert would then fail into the spool: say so now. The folder must be
+    # writable too, for the journal SQLite writes beside the file.
+    for needed in (path, path.parent):
+        if not os.access(needed, os.W_OK):
+            raise ConfigError(
+                f"{_where(config)}: {needed} is read-only for this user (uid {os.getuid()});"
+                " nexomon run needs to write the database and its journal beside it"
+            )
 
 
 def open_for_reading(config: Config) -> Engine:

@@ -108,6 +108,7 @@ def nexomon(
     full_env = {**os.environ, **(env or {})}
     full_env.pop("NEXOMON_CONFIG", None)
     full_env.pop("NEXOMON_DATABASE_URL", None)
+    full_env.pop("NEXOMON_DATA_DIR", None)
     proc = subprocess.run(
         command,
         env=full_env,

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -151,3 +152,47 @@ def test_nexomon_report_wide_flag(db: tuple[str, Engine], tmp_path: Path) -> Non
     by_day = nexomon(*args, "--by", "day", env=env)
     assert by_day.rc == 0, by_day
     assert by_day.out.splitlines()[0].split()[:3] == ["day", "target", "probe"]
+
+
+def test_nexomon_report_by_location_and_location_filter(tmp_path: Path) -> None:
+    """The real command: --by location, --location X with json and csv, read-only."""
+    url = f"sqlite:///{tmp_path / 'nexomon.db'}"
+    upgrade(url)
+    rows = [replace(r, location="us") for r in dataset()]
+    rows += [
+        replace(r, location="ap", started_at=r.started_at + timedelta(seconds=1))
+        for r in dataset()[:10]
+    ]
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        write_batch(conn, [(f"{i:032x}", r) for i, r in enumerate(rows)])
+    engine.dispose()
+    config = write_config(
+        tmp_path,
+        [target("gw", "http://127.0.0.1:9/v1", api_key_env="NEXOMON_TEST_KEY")],
+        monitor={"database_url": url},
+    )
+    env = {"NEXOMON_TEST_KEY": unique_secret()}
+    args = ("report", "-c", str(config), "--since", "2025-11-19")
+    by_location = nexomon(*args, "--by", "location", "--format", "json", env=env)
+    assert by_location.rc == 0, by_location
+    decoded = json.loads(by_location.out)
+    assert [(d["location"], d["probe"], d["probes"]) for d in decoded] == [
+        ("us", "chat", 5),
+        ("*", "chat", 5),
+        ("ap", "models", 10),
+        ("us", "models", 10),
+        ("*", "models", 20),
+    ]
+    only_ap = nexomon(*args, "--location", "ap", "--format", "csv", env=env)
+    assert only_ap.rc == 0, only_ap
+    parsed = list(csv.DictReader(io.StringIO(only_ap.out)))
+    assert [(p["location"], p["probe"], p["probes"]) for p in parsed] == [("ap", "models", "10")]
+    table = nexomon(*args, "--by", "location", env=env)
+    assert table.rc == 0 and table.out.splitlines()[0].split()[:3] == [
+        "location",
+        "target",
+        "probe",
+    ]
+    unknown = nexomon(*args, "--location", "nowhere", env=env)
+    assert unknown.rc == 0 and unknown.out.strip() == "no probe results in this window"

@@ -134,7 +134,11 @@ def scrape(url: str) -> dict[tuple[str, frozenset], float]:
 
 
 def sample(samples: dict, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+    """The one sample ``name`` whose labels are ``labels`` plus any ``location``."""
+    for (n, got), value in samples.items():
+        if n == name and {k: v for k, v in got if k != "location"} == labels:
+            return value
+    return None
 
 
 def series_with(samples: dict, **labels: str) -> list[str]:

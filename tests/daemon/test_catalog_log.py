@@ -58,7 +58,8 @@ class Clock:
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
+    # Every series carries the exporter's location ("default" unless configured).
+    return registry.get_sample_value(name, {"location": "default", **labels}) or 0.0
 
 
 @pytest.fixture

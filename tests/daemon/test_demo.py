@@ -52,10 +52,9 @@ def test_demo_runs_probes_prints_urls_and_cleans_up() -> None:
 
         def probed() -> None:
             metrics = httpx.get(metrics_url.group(0), timeout=5).text
-            assert (
-                'nexomon_probe_success{model="",probe="models",target="simulator"} 1.0' in metrics
-            )
-            assert 'nexomon_catalog_size{target="simulator"} 7.0' in metrics
+            success = 'nexomon_probe_success{location="demo",model="",probe="models",'
+            assert success + 'target="simulator"} 1.0' in metrics
+            assert 'nexomon_catalog_size{location="demo",target="simulator"} 7.0' in metrics
             status = httpx.get(status_url.group(0), timeout=5).json()
             chats = {r["model"] for r in status["last_results"] if r["probe"] == "chat"}
             assert {"sim-fast", "sim-balanced"} <= chats

@@ -19,6 +19,8 @@ from monitor.exporter.exporter import Exporter
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
 
+LOC = {"location": "default"}  # on every series; the Exporter's default location
+
 
 class RecordingRunner:
     """Records every run; each run takes ``hold_s`` seconds."""
@@ -105,10 +107,10 @@ async def test_a_run_longer_than_its_interval_never_overlaps_and_counts_misfires
     try:
         key = ("t", "chat", "slow")
         await wait_until(lambda: runner.runs[key] >= 2 and runner.finished >= 2)
-        misfires = registry.get_sample_value("nexomon_scheduler_misfires_total")
+        misfires = registry.get_sample_value("nexomon_scheduler_misfires_total", LOC)
         assert misfires is not None and misfires >= 1
         assert runner.most_at_once[key] == 1
-        lag_count = registry.get_sample_value("nexomon_scheduler_lag_seconds_count")
+        lag_count = registry.get_sample_value("nexomon_scheduler_lag_seconds_count", LOC)
         assert lag_count == sum(runner.runs.values())  # every run observed its lag
     finally:
         scheduler.shutdown()
@@ -168,7 +170,7 @@ async def test_star_follows_the_catalog_capped_by_max_models_in_listing_order() 
     # The gateway's order picks both the jobs and the exporter's label slots.
     assert scheduler.chat_jobs("t") == {"z-first", "a-second"}
     listed = {
-        m: registry.get_sample_value("nexomon_model_listed", {"target": "t", "model": m})
+        m: registry.get_sample_value("nexomon_model_listed", {**LOC, "target": "t", "model": m})
         for m in listing
     }
     assert listed == {"z-first": 1.0, "a-second": 1.0, "m-third": None}
@@ -184,14 +186,12 @@ async def test_star_follows_the_catalog_capped_by_max_models_in_listing_order() 
     assert scheduler.chat_jobs("t") == {"a-second", "m-third"}
     assert set(scheduler.job_ids()) == {"t/models/", "t/chat/a-second", "t/chat/m-third"}
     gone = {"target": "t", "probe": "chat", "model": "z-first"}
-    assert registry.get_sample_value("nexomon_probe_interval_seconds", gone) is None
-    assert (
-        registry.get_sample_value("nexomon_model_listed", {"target": "t", "model": "z-first"})
-        is None
-    )
+    assert registry.get_sample_value("nexomon_probe_interval_seconds", {**LOC, **gone}) is None
+    first = {**LOC, "target": "t", "model": "z-first"}
+    assert registry.get_sample_value("nexomon_model_listed", first) is None
     exporter.observe(_listing(listing))
     third = {"target": "t", "model": "m-third"}
-    assert registry.get_sample_value("nexomon_model_listed", third) == 1.0
+    assert registry.get_sample_value("nexomon_model_listed", {**LOC, **third}) == 1.0
 
     # A newly listed model ahead in the order takes a slot back.
     listing = ("new-one", "a-second", "m-third")

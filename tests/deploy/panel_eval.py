@@ -24,12 +24,21 @@ Contract:
   ``(labels, [values])``; :func:`has_finite_value` says whether any value is
   a number (an all-NaN answer draws nothing, so it counts as empty);
   :func:`legend_names` renders a plan's ``legendFormat`` for each series.
+- :func:`selections` gives the variable settings a test checks: ``all``
+  (every variable All, the dashboards' ``allValue`` ``.*``), ``each`` (every
+  option of every variable selected, as Grafana lists them) and one
+  ``location=NAME`` per location (that location alone, the rest All).
+  :func:`empty_panels` polls until no panel target is empty under any of
+  them (or a deadline passes) and returns the empty ones, described.
+  Both are shared with the many-location tests: nothing in them knows the
+  demo.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +50,7 @@ from .panel_queries import VariableValue, duration_seconds, panel_targets, subst
 _LABEL_VALUES = re.compile(r"^\s*label_values\(\s*(?P<selector>.+?)\s*,\s*(?P<label>\w+)\s*\)\s*$")
 _LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 DAY_BUCKET_MIN_S = 3600.0
+ALL = ".*"  # the dashboards' allValue
 Series = tuple[dict[str, str], list[float]]
 
 
@@ -173,3 +183,55 @@ def legend_names(plan: QueryPlan, series: Sequence[Series]) -> list[str]:
 def has_finite_value(series: Sequence[Series]) -> bool:
     """True when some series has a value that is neither NaN nor infinite."""
     return any(math.isfinite(value) for _, values in series for value in values)
+
+
+def selections(client: httpx.Client, dashboard: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``all``, ``each`` and ``location=NAME`` variable settings (see the module contract)."""
+    base: dict[str, Any] = {"datasource": "prometheus"}
+    every = {**base, "location": ALL, "target": ALL, "model": ALL}
+    # Grafana resolves the variables in list order: locations, then targets, then models.
+    locations = variable_values(client, dashboard, every)["location"]
+    targets = variable_values(client, dashboard, {**every, "location": locations})["target"]
+    options = variable_values(
+        client, dashboard, {**every, "location": locations, "target": targets}
+    )
+    for name, values in options.items():
+        assert values, f"{dashboard['title']}: variable ${name} has no options"
+    chosen: dict[str, dict[str, Any]] = {"all": every, "each": {**base, **options}}
+    for location in locations:
+        chosen[f"location={location}"] = {**every, "location": [location]}
+    return chosen
+
+
+def empty_panels(
+    client: httpx.Client,
+    dashboard: Mapping[str, Any],
+    chosen: Mapping[str, Mapping[str, Any]],
+    *,
+    started: float,
+    fine_step: float,
+    deadline_s: float,
+) -> list[str]:
+    """The panel targets without a finite value under some setting of ``chosen``, described.
+
+    Rate windows need a few scrapes after the last event, so it polls until
+    none is empty or ``deadline_s`` has passed; ``started`` is when
+    Prometheus began scraping (range queries cover ``started``..now).
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        now = time.time()
+        empty: list[str] = []
+        for name, variables in chosen.items():
+            plans = panel_plans(
+                dashboard, variables, now=now, window=now - started, fine_step=fine_step
+            )
+            assert plans, f"{dashboard.get('title')} has no queries"
+            empty += [
+                f"({name}) {plan.describe()}"
+                for plan in plans
+                if not has_finite_value(evaluate(client, plan))
+            ]
+        if not empty or time.monotonic() > deadline:
+            return empty
+        time.sleep(1)

@@ -21,7 +21,7 @@ EXPECTED = {"overview.json", "ratelimits.json", "spend.json"}
 METRICS = {
     "nexomon_probe_success",
     "nexomon_probe_duration_seconds_bucket",
-    "nexomon_probe_phase_seconds",
+    "nexomon_probe_phase_duration_seconds_bucket",
     "nexomon_probes_total",
     "nexomon_probe_last_run_timestamp_seconds",
     "nexomon_probe_http_status_code",
@@ -45,7 +45,7 @@ METRICS = {
     "nexomon_config_last_reload_successful",
     "nexomon_build_info",
 }
-# Metrics of the nexomon process itself: no target label to filter on.
+# Metrics of the nexomon process itself: no target label to filter on (location, like every series).
 INSTANCE_METRICS = {
     "nexomon_build_info",
     "nexomon_scheduler_lag_seconds_bucket",
@@ -57,7 +57,7 @@ INSTANCE_METRICS = {
     "nexomon_store_dropped_rows_total",
     "nexomon_config_last_reload_successful",
 }
-VARIABLES = {"target": ["sim", "nexo.router"], "model": ".*"}
+VARIABLES = {"location": ["eu-west", "us.east"], "target": ["sim", "nexo.router"], "model": ".*"}
 ids = [path.name for path in DASHBOARD_FILES]
 
 
@@ -80,16 +80,24 @@ def test_dashboard_has_current_schema_and_unique_uid(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=ids)
-def test_dashboard_has_datasource_target_and_model_variables(path: Path) -> None:
-    variables = {v["name"]: v for v in load_dashboard(path)["templating"]["list"]}
+def test_dashboard_has_datasource_location_target_and_model_variables(path: Path) -> None:
+    listed = load_dashboard(path)["templating"]["list"]
+    variables = {v["name"]: v for v in listed}
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
-    for name in ("target", "model"):
+    for name in ("location", "target", "model"):
         variable = variables[name]
         assert variable["type"] == "query"
         assert variable["query"].startswith("label_values(")
         assert variable["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-        assert variable["multi"] and variable["includeAll"]
+        assert variable["multi"] and variable["includeAll"] and variable["allValue"] == ".*"
+    # Every instance exports build_info, so a location that probes nothing yet is listed;
+    # target and model follow the chosen locations (Grafana resolves them in list order).
+    assert variables["location"]["query"] == "label_values(nexomon_build_info, location)"
+    names = [v["name"] for v in listed]
+    assert names.index("location") < names.index("target") < names.index("model")
+    for name in ("target", "model"):
+        assert 'location=~"$location"' in variables[name]["query"], name
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=ids)
@@ -127,6 +135,12 @@ def test_queries_use_only_contract_metrics_and_filter_by_target(path: Path) -> N
         assert names <= METRICS, f"{title}: {names - METRICS}"
         if not names <= INSTANCE_METRICS:
             assert "(sim|nexo\\\\.router)" in expr, f"{title} ignores $target: {expr}"
+        # every series carries location: no panel mixes in a location not chosen
+        for name in names:
+            selectors = re.findall(rf"\b{name}\{{([^}}]*)\}}", expr)
+            assert selectors, f"{title}: {name} without a selector: {expr}"
+            for selector in selectors:
+                assert 'location=~"(eu-west|us\\\\.east)"' in selector, f"{title}: {expr}"
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -21,13 +23,32 @@ REQUIRED_ALERTS = {
     "NexomonAuthFailing",
     "NexomonModelRefused",
     "NexomonRateLimited",
+    "NexomonModelDownEverywhere",
+    "NexomonGatewayDownEverywhere",
+    "NexomonModelDownRegional",
+    "NexomonGatewayDownRegional",
+}
+# The recorded per-location verdicts the cross-location alerts read.
+VERDICTS = {
+    "location_target_model:nexomon_chat_down:15m",
+    "location_target:nexomon_gateway_down:5m",
 }
 DOWN_OUTCOMES = ("server_error", "timeout", "connection_error", "invalid_response")
 
 
-def _rules() -> list[dict]:
+def _all_rules() -> list[dict]:
     groups = yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]
     return [rule for group in groups for rule in group["rules"]]
+
+
+def _rules() -> list[dict]:
+    """The alerting rules."""
+    return [rule for rule in _all_rules() if "alert" in rule]
+
+
+def _records() -> dict[str, str]:
+    """The recording rules: {name: expr}."""
+    return {rule["record"]: rule["expr"] for rule in _all_rules() if "record" in rule}
 
 
 def test_promtool_check_rules_is_clean() -> None:
@@ -63,6 +84,8 @@ def test_amtool_accepts_alertmanager_yml() -> None:
         (["alertname=NexomonModelUnavailable", "severity=warning"], "default"),
         (["alertname=NexomonAuthFailing", "severity=critical"], "oncall"),
         (["alertname=NexomonRateLimited", "severity=warning"], "default"),
+        (["alertname=NexomonModelDownEverywhere", "severity=critical"], "oncall"),
+        (["alertname=NexomonModelDownRegional", "severity=warning"], "default"),
     ],
 )
 def test_alertmanager_routes_by_severity(labels: list[str], receiver: str) -> None:
@@ -138,3 +161,43 @@ def test_refusal_rules_ignore_down_outcomes_and_skipped() -> None:
 def test_rules_that_claim_a_duration_wait_for_that_much_data(alert: str) -> None:
     (rule,) = [rule for rule in _rules() if rule["alert"] == alert]
     assert 'nexomon_probes_total{probe="chat"} offset 15m' in rule["expr"]
+
+
+@pytest.mark.parametrize("rule", _rules(), ids=lambda rule: rule["alert"])
+def test_every_alert_keeps_or_groups_by_location(rule: dict) -> None:
+    # Alerts fire per location: every aggregation and match keeps `location`,
+    # except the cross-location ones (they group the recorded verdicts by
+    # target on purpose; a regional alert's location comes from the verdict)
+    # and `up`, which is Prometheus' own series.
+    if rule["alert"].endswith(("Everywhere", "Regional")) or rule["alert"] == "NexomonExporterDown":
+        return
+    for clause in re.findall(r"\b(?:by|on) \(([^)]*)\)", rule["expr"]):
+        assert "location" in [label.strip() for label in clause.split(",")], clause
+
+
+def test_verdicts_count_down_outcomes_and_ok_only_and_need_a_fresh_probe() -> None:
+    records = _records()
+    assert set(records) == VERDICTS
+    for expr in records.values():
+        outcomes = set(re.findall(r'outcome=~?"([^"]*)"', expr))
+        assert outcomes == {"|".join(DOWN_OUTCOMES), "ok"}
+        for refused in ("auth_error", "rate_limited", "client_error", "skipped"):
+            assert refused not in expr
+        # Fresh as NexomonProbesStale counts it: within 3 intervals.
+        assert "time() - nexomon_probe_last_run_timestamp_seconds" in expr
+        assert "3 * nexomon_probe_interval_seconds" in expr
+
+
+def test_cross_location_alerts_read_the_verdicts() -> None:
+    alerts = {rule["alert"]: rule for rule in _rules()}
+    for kind, verdict in (
+        ("Model", "location_target_model:nexomon_chat_down:15m"),
+        ("Gateway", "location_target:nexomon_gateway_down:5m"),
+    ):
+        everywhere = alerts[f"Nexomon{kind}DownEverywhere"]
+        regional = alerts[f"Nexomon{kind}DownRegional"]
+        assert everywhere["labels"]["severity"] == "critical"
+        assert regional["labels"]["severity"] == "warning"
+        assert everywhere["expr"].startswith("min by (target") and verdict in everywhere["expr"]
+        assert regional["expr"].startswith(f"{verdict} == 1")
+        assert "$labels.location" in regional["annotations"]["summary"]

@@ -111,7 +111,8 @@ def test_accepts_json_text_and_reports_instant_queries() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=[p.name for p in DASHBOARD_FILES])
 def test_every_shipped_dashboard_query_substitutes_completely(path) -> None:
-    queries = panel_queries(load_dashboard(path), {"target": ["nexorouter"], "model": ".*"})
+    variables = {"location": ["eu"], "target": ["nexorouter"], "model": ".*"}
+    queries = panel_queries(load_dashboard(path), variables)
     assert queries
     for title, expr in queries:
         assert "$" not in expr and "[[" not in expr, f"{title}: {expr}"

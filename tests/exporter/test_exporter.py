@@ -1,4 +1,7 @@
-"""The exporter: docs/architecture.md's metric table, bounded labels, forget(), promtool."""
+"""The exporter: docs/architecture.md's metric table, bounded labels, forget(), promtool.
+
+Latency histograms and the location label: tests/exporter/test_exporter_latency.py.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from testutil import need_binary
 
 from monitor.exporter.exporter import Exporter
-from monitor.exporter.metrics import DURATION_BUCKETS
 from monitor.exporter.slots import MAX_LABEL_LENGTH
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
 
 STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+LOCATION = "eu-west"
 JOB = {"target", "probe", "model"}
 TM = {"target", "model"}
 
@@ -72,6 +75,8 @@ def scrape(registry: CollectorRegistry) -> dict[str, tuple[str, list]]:
 
 
 def value(registry: CollectorRegistry, sample_name: str, **labels: str) -> float | None:
+    """The value of the sample with exactly ``labels`` (``location`` is added)."""
+    labels = {"location": LOCATION, **labels}
     text = generate_latest(registry).decode()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -87,7 +92,7 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def exporter(registry: CollectorRegistry) -> Exporter:
-    exp = Exporter(registry, version="1.2.3")
+    exp = Exporter(registry, version="1.2.3", location=LOCATION)
     exp.configure_target("gw", max_models=3)
     return exp
 
@@ -132,7 +137,7 @@ def busy(exporter: Exporter, registry: CollectorRegistry) -> CollectorRegistry:
 METRICS = [
     ("nexomon_probe_success", "gauge", JOB),
     ("nexomon_probe_duration_seconds", "histogram", JOB),
-    ("nexomon_probe_phase_seconds", "gauge", JOB | {"phase"}),
+    ("nexomon_probe_phase_duration_seconds", "histogram", {"target", "probe", "phase"}),
     ("nexomon_probes_total", "counter", JOB | {"outcome"}),
     ("nexomon_probe_last_run_timestamp_seconds", "gauge", JOB),
     ("nexomon_probe_http_status_code", "gauge", JOB),
@@ -163,6 +168,7 @@ METRICS = [
     ("nexomon_store_unjournaled_rows_total", "counter", set()),
     ("nexomon_store_writer_up", "gauge", set()),
     ("nexomon_config_last_reload_successful", "gauge", set()),
+    ("nexomon_prober_active", "gauge", set()),
     ("nexomon_build_info", "gauge", {"version"}),
 ]
 
@@ -177,7 +183,8 @@ def test_every_metric_is_exported_with_its_type_and_labels(
     assert family_kind == kind
     assert samples
     for sample in samples:
-        assert set(sample.labels) - {"le"} == labels
+        assert set(sample.labels) - {"le"} == labels | {"location"}
+        assert sample.labels["location"] == LOCATION
 
 
 def test_no_metric_outside_the_table_and_no_created_series(busy: CollectorRegistry) -> None:
@@ -202,9 +209,19 @@ def test_no_metric_outside_the_table_and_no_created_series(busy: CollectorRegist
             0,
         ),
         (
-            "nexomon_probe_phase_seconds",
-            {"target": "gw", "probe": "chat", "model": "m1", "phase": "processing"},
+            "nexomon_probe_phase_duration_seconds_sum",
+            {"target": "gw", "probe": "chat", "phase": "processing"},
             0.2,
+        ),
+        (
+            "nexomon_probe_phase_duration_seconds_sum",
+            {"target": "gw", "probe": "chat", "phase": "connect"},
+            0.005,  # connect + tls
+        ),
+        (
+            "nexomon_probe_phase_duration_seconds_count",
+            {"target": "gw", "probe": "models", "phase": "connect"},
+            1,
         ),
         (
             "nexomon_probe_duration_seconds_count",
@@ -251,16 +268,6 @@ def test_values_follow_the_observed_results(
     assert value(busy, sample, **labels) == pytest.approx(expected)
 
 
-def test_duration_buckets_are_the_opentelemetry_genai_ones(busy: CollectorRegistry) -> None:
-    _, samples = scrape(busy)["nexomon_probe_duration_seconds"]
-    bounds = sorted(
-        float(s.labels["le"])
-        for s in samples
-        if s.name.endswith("_bucket") and s.labels["model"] == "m1"
-    )
-    assert bounds == [*DURATION_BUCKETS, math.inf]
-
-
 def test_skipped_result_counts_but_keeps_the_last_real_probe(
     exporter: Exporter, registry: CollectorRegistry
 ) -> None:
@@ -283,16 +290,6 @@ def test_missing_http_status_is_exported_as_zero(
     assert value(registry, "nexomon_probe_http_status_code", **job) == 0
     assert value(registry, "nexomon_probe_success", **job) == 0
     assert value(registry, "nexomon_probe_duration_seconds_count", **job) is None
-
-
-def test_unmeasured_resolve_phase_is_not_exported(
-    exporter: Exporter, registry: CollectorRegistry
-) -> None:
-    exporter.observe(result())
-    exporter.observe(result(phases=Phases(resolve=None, processing=0.1)))
-    job = {"target": "gw", "probe": "chat", "model": "m1"}
-    assert value(registry, "nexomon_probe_phase_seconds", **job, phase="resolve") is None
-    assert value(registry, "nexomon_probe_phase_seconds", **job, phase="processing") == 0.1
 
 
 def test_negative_usage_from_the_gateway_is_ignored(
@@ -498,17 +495,6 @@ def test_cached_children_are_dropped_by_forget_and_made_again(
         )
         assert ratelimit is None
         exporter.forget("gw", "m1")
-
-
-def test_a_phase_that_stops_being_measured_goes_and_comes_back(
-    exporter: Exporter, registry: CollectorRegistry
-) -> None:
-    labels = {"target": "gw", "probe": "chat", "model": "m1", "phase": "resolve"}
-    seen = []
-    for resolve in (0.5, None, None, 0.25):
-        exporter.observe(result(phases=Phases(resolve=resolve, processing=0.1)))
-        seen.append(value(registry, "nexomon_probe_phase_seconds", **labels))
-    assert seen == [0.5, None, None, 0.25]
 
 
 def test_listed_follows_the_catalog(exporter: Exporter, registry: CollectorRegistry) -> None:

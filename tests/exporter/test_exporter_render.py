@@ -78,8 +78,9 @@ def test_render_steps_yield_between_filled_keys() -> None:
     for i in range(10):
         exporter.observe(result(model=f"m{i}", duration_s=3.0))
     steps = list(exporter._exposition.render_steps(exporter._children_of, slice_s=0.0))
-    # slice_s=0: a step after every refilled key, then the text.
-    assert steps[:-1] == [None] * 10
+    # slice_s=0: a step after every refilled key (10 models, and the target's
+    # phase histograms under the key (gw, "")), then the text.
+    assert steps[:-1] == [None] * 11
     assert isinstance(steps[-1], bytes)
     assert families(steps[-1] + exporter._renderer._rest(registry)) == families(
         generate_latest(registry)
@@ -102,7 +103,7 @@ def test_a_busy_loop_cannot_starve_a_stepped_render() -> None:
                 time.sleep(0.005)  # the busy loop's other callbacks
         return steps
 
-    assert steps_taken() == MODELS
+    assert steps_taken() == MODELS + 1  # and the phase histograms' key
     assert steps_taken(min_share=0.5) < MODELS // 4
     # The share rises with age: 20 ms after it began the render gets all the
     # time (it cannot fall that far behind again) and finishes in one go.

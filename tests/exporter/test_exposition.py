@@ -55,7 +55,7 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def exporter(registry: CollectorRegistry) -> Exporter:
-    exp = Exporter(registry, version="1.2.3")
+    exp = Exporter(registry, version="1.2.3", location='eu "west" %s\\1')
     exp.configure_target("gw", max_models=3)
     exp.configure_target("other", max_models=2)
     exp.bind_writer(Stats)

@@ -38,6 +38,8 @@ SCENARIO = Scenario.from_dict(
 PROBE_PATHS = ("/v1/models", "/v1/chat/completions")
 
 
+LOCATION = "test"  # every daemon_config daemon's [monitor] location
+
 TEST_KEY = "sk-reldb-test-key"
 
 
@@ -52,7 +54,7 @@ def daemon_config(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "api.key").write_text(TEST_KEY + "\n")
     monitor = {
-        "location": "test",
+        "location": LOCATION,
         "database_url": database_url,
         "listen": f"127.0.0.1:{free_port()}",
         "spool_dir": str(directory / "spool"),

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from reldb_helpers import (
+    LOCATION,
     SCENARIO,
     Daemon,
     daemon_config,
@@ -34,6 +35,11 @@ from monitor.config import model as config_mod
 from monitor.daemon.root import Daemon as RootDaemon
 from monitor.logs import SecretScrubber
 from monitor.simulator.server import RunningSimulator
+
+
+def _sample_line(name: str, value: float) -> str:
+    """A process-wide series' exposition line: its only label is the location."""
+    return f'\n{name}{{location="{LOCATION}"}} {value}\n'
 
 
 async def _poll(client: httpx.AsyncClient, url: str, want: int, timeout: float = 60) -> Any:
@@ -64,7 +70,8 @@ async def test_readyz_is_503_with_a_reason_when_the_writer_thread_is_dead(
             async with httpx.AsyncClient(timeout=5) as client:
                 await _poll(client, base + "/readyz", 200)
                 assert (
-                    "\nnexomon_store_writer_up 1.0\n" in (await client.get(base + "/metrics")).text
+                    _sample_line("nexomon_store_writer_up", 1.0)
+                    in (await client.get(base + "/metrics")).text
                 )
                 assert daemon.store is not None
                 writer = daemon.store.writer
@@ -83,8 +90,8 @@ async def test_readyz_is_503_with_a_reason_when_the_writer_thread_is_dead(
                 assert (await client.get(base + "/healthz")).status_code == 200
                 metrics = await client.get(base + "/metrics")
                 assert metrics.status_code == 200
-                assert "\nnexomon_store_writer_up 0.0\n" in metrics.text
-                assert "\nnexomon_store_writer_errors_total 0.0\n" in metrics.text
+                assert _sample_line("nexomon_store_writer_up", 0.0) in metrics.text
+                assert _sample_line("nexomon_store_writer_errors_total", 0.0) in metrics.text
                 del writer._flush  # the final flush at shutdown runs for real
         finally:
             daemon.request_stop()

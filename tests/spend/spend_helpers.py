@@ -83,6 +83,7 @@ def write_config(
 
 def metric(daemon: Daemon, name: str, **labels: str) -> float | None:
     """One sample of the daemon's registry (None when the series does not exist)."""
+    labels = {"location": daemon.config.monitor.location, **labels}
     return daemon.registry.get_sample_value(name, labels)
 
 

@@ -55,9 +55,9 @@ def test_rule_references_the_exported_budget_gauges() -> None:
     assert names == BUDGET_METRICS
     samples = exposed("0.10", "0.09")
     assert set(samples) == BUDGET_METRICS
-    # no labels of their own: "on (instance, job)" pairs one spent with one limit
-    assert all(labels == {} for labels, _ in samples.values())
-    assert "on (instance, job)" in expr
+    # only the location: "on (instance, job, location)" pairs one spent with one limit
+    assert all(labels == {"location": "default"} for labels, _ in samples.values())
+    assert "on (instance, job, location)" in expr
 
 
 def promtool_value(value: float) -> str:

@@ -130,3 +130,98 @@ def test_parse_since(text: str, expected: datetime) -> None:
 def test_parse_since_rejects_nonsense(text: str) -> None:
     with pytest.raises(UsageError, match="--since"):
         parse_since(text, NOW)
+
+
+def located() -> list:  # type: ignore[type-arg]
+    """Two locations probing one model: us all ok (300 ms), eu 2 ok (900 ms) and 2 server_error.
+
+    Plus one ok models probe from each, so the kinds stay apart.
+    """
+    rows = [chat(i, model="m", location="us", duration_s=0.3) for i in range(4)]
+    rows += [chat(10 + i, model="m", location="eu", duration_s=0.9) for i in range(2)]
+    rows += [
+        chat(20 + i, model="m", location="eu", outcome=Outcome.SERVER_ERROR, **NO_USAGE)
+        for i in range(2)
+    ]
+    rows += [
+        chat(30 + i, probe="models", model="", location=where, duration_s=0.01, **NO_USAGE)
+        for i, where in enumerate(("us", "eu"))
+    ]
+    return [
+        r.replace(started_at=HOUR0 + timedelta(minutes=50 * (k % 2), seconds=k))
+        for k, r in enumerate(rows)
+    ]
+
+
+@pytest.fixture
+def located_engine(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        write_batch(conn, [(f"{i:032x}", r) for i, r in enumerate(located())])
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.parametrize("rolled", [False, True], ids=["raw", "rollup"])
+def test_report_by_location_has_a_row_per_location_and_a_combined_row(
+    located_engine: Engine, rolled: bool
+) -> None:
+    if rolled:
+        rollup.refresh(located_engine, HOUR0 + timedelta(hours=3))
+    since = HOUR0 - timedelta(hours=1)
+    with Session(located_engine) as session:
+        rows = build_report(session, since=since, by="location")
+        only_eu = build_report(session, since=since, by="location", location="eu")
+        eu_models = build_report(session, since=since, by="model", location="eu")
+        eu_days = build_report(session, since=since, by="day", location="eu")
+    assert [(r.location, r.probe, r.probes) for r in rows] == [
+        ("eu", "chat", 4),
+        ("us", "chat", 4),
+        ("*", "chat", 8),
+        ("eu", "models", 1),
+        ("us", "models", 1),
+        ("*", "models", 2),
+    ]
+    chat_rows = {r.location: r for r in rows if r.probe == "chat"}
+    assert chat_rows["us"].availability_pct == 100.0
+    assert chat_rows["eu"].availability_pct == pytest.approx(50.0)
+    assert chat_rows["*"].availability_pct == pytest.approx(75.0)  # 6 ok / 8
+    assert chat_rows["us"].p50_s == pytest.approx(0.3, rel=ERROR_BOUND)
+    assert chat_rows["eu"].p50_s == pytest.approx(0.9, rel=ERROR_BOUND)
+    # the combined latency is over both locations' ok probes: 4 x 0.3 s, 2 x 0.9 s
+    assert chat_rows["*"].p50_s == pytest.approx(0.3, rel=ERROR_BOUND)
+    assert chat_rows["*"].p95_s == pytest.approx(0.9, rel=ERROR_BOUND)
+    assert chat_rows["*"].outcomes["server_error"] == 2
+    # --location filters every --by, and every row says whose probes it holds
+    assert [(r.location, r.probe, r.probes) for r in only_eu] == [
+        ("eu", "chat", 4),
+        ("*", "chat", 4),
+        ("eu", "models", 1),
+        ("*", "models", 1),
+    ]
+    assert [(r.location, r.model, r.probes) for r in eu_models] == [("eu", "m", 4), ("eu", "", 1)]
+    assert {r.location for r in eu_days} == {"eu"} and sum(r.probes for r in eu_days) == 5
+    decoded = json.loads(render(rows, "json"))
+    assert [d["location"] for d in decoded] == ["eu", "us", "*", "eu", "us", "*"]
+    parsed = list(csv.DictReader(io.StringIO(render(rows, "csv"))))
+    assert parsed[0]["location"] == "eu" and parsed[2]["availability_pct"] == "75.00"
+    assert "model" not in parsed[0] and "day" not in parsed[0]
+    table = render(rows, "table").splitlines()
+    assert table[0].split()[:3] == ["location", "target", "probe"]
+    assert [line.split()[0] for line in table[1:]] == ["eu", "us", "*", "eu", "us", "*"]
+
+
+def test_report_rows_without_location_grouping_cover_every_location(engine: Engine) -> None:
+    with Session(engine) as session:
+        rows = build_report(session, since=HOUR0 - timedelta(days=1), by="model")
+    assert {r.location for r in rows} == {"*"}
+    assert "location" not in render(rows, "table").splitlines()[0].split()
+    assert {p["location"] for p in csv.DictReader(io.StringIO(render(rows, "csv")))} == {"*"}
+
+
+def test_report_refuses_an_unknown_by_and_an_empty_location(engine: Engine) -> None:
+    with Session(engine) as session:
+        with pytest.raises(UsageError, match="--by"):
+            build_report(session, since=HOUR0, by="region")
+        with pytest.raises(UsageError, match="--location"):
+            build_report(session, since=HOUR0, by="model", location=" ")
