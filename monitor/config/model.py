@@ -28,7 +28,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -124,6 +124,9 @@ class MonitorConfig(_Model):
     # metrics token, or for this one when set (to open it to other readers).
     status_token_env: EnvName | None = None
     spool_dir: NonEmptyStr | None = Field(default=None, validate_default=True)
+    # The status page at / and its badges; unset: "token" with a metrics token, else public.
+    status_page: Literal["public", "token", "off"] | None = None
+    badges: Literal["public", "token", "off"] | None = None
 
     @field_validator("data_dir")
     @classmethod
@@ -186,6 +189,8 @@ class TargetConfig(_Model):
     timeout: Timeout = DEFAULT_TIMEOUT_S
     models_interval: Interval = 60.0
     chat_interval: Interval = 300.0
+    # The status page shows an ok model slower than this as "degraded"; unset: never.
+    degraded_latency: Timeout | None = None
     # "*" stands for every model /models lists; ids next to it are probed first.
     models: tuple[NonEmptyStr, ...] = ("*",)
     max_models: StrictInt = Field(default=100, ge=1, le=10000)

@@ -51,6 +51,7 @@ from monitor.daemon.wiring import (
     listen_error,
     lock_period_s,
     lock_sqlite,
+    page_routes,
     seed_budget,
 )
 from monitor.errors import ConfigError
@@ -243,12 +244,20 @@ class Daemon:
         loop = asyncio.get_running_loop()
         monitor_cfg = self.config.monitor
         self._file_lock = lock_sqlite(self.config)
+        metrics_token = bearer_token(self.config, "metrics_token_env", self.scrubber)
         self.web = WebServer(
             build_app(
                 registry=self.registry,
                 ready=self._ready,
                 status=self._status,
-                metrics_token=bearer_token(self.config, "metrics_token_env", self.scrubber),
+                page_routes=page_routes(
+                    self.config,
+                    metrics_token,
+                    engine=lambda: self.store.engine if self.store is not None else None,
+                    live=lambda: self.last_results,
+                    now=self.now,
+                ),
+                metrics_token=metrics_token,
                 status_token=bearer_token(self.config, "status_token_env", self.scrubber),
                 render_metrics=self.exporter.render_async,
             ),

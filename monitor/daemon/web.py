@@ -38,7 +38,7 @@ import logging
 import random
 import socket
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +49,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger("nexomon.web")
@@ -102,8 +102,13 @@ def build_app(
     metrics_token: str | None,
     status_token: str | None = None,
     render_metrics: Callable[[CollectorRegistry], bytes | Awaitable[bytes]] = generate_latest,
+    page_routes: Sequence[BaseRoute] | None = None,
 ) -> Starlette:
-    """The ASGI app of nexomon's HTTP routes (see the module docstring)."""
+    """The ASGI app of nexomon's HTTP routes (see the module docstring).
+
+    ``page_routes`` (the status page, monitor.statuspage) replace the link
+    list at ``/``; without them ``/`` is the link list.
+    """
     render_on_loop = inspect.iscoroutinefunction(render_metrics)
     status_token = status_token or metrics_token
 
@@ -142,15 +147,14 @@ def build_app(
     async def index(request: Request) -> Response:
         return HTMLResponse(_INDEX)
 
-    return Starlette(
-        routes=[
-            Route("/", index),
-            Route("/metrics", metrics),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/api/v1/status", api_status),
-        ]
-    )
+    routes: list[BaseRoute] = [
+        Route("/metrics", metrics),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/api/v1/status", api_status),
+    ]
+    routes += list(page_routes) if page_routes is not None else [Route("/", index)]
+    return Starlette(routes=routes)
 
 
 # How long a connection may sit without a request in progress: before its

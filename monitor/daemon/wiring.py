@@ -13,11 +13,12 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from starlette.routing import BaseRoute
 
 from monitor.config.model import Config
 from monitor.daemon.runner import ProbeRunner, Sink
@@ -26,7 +27,9 @@ from monitor.errors import ConfigError
 from monitor.exporter.exporter import Exporter
 from monitor.gateway.client import USER_AGENT, GatewayClient
 from monitor.logs import SecretScrubber
+from monitor.results import ProbeResult
 from monitor.spend.budget import Budget
+from monitor.statuspage.routes import status_routes
 from monitor.store import queries
 from monitor.store.db import sqlite_file
 from monitor.store.lease import FileLock, FileLockHeld
@@ -171,3 +174,39 @@ def forget_dropped(
         elif "*" not in target.models:  # with "*" the next listing decides
             for model in old_scheduler.chat_jobs(target.name) - set(target.models):
                 exporter.forget(target.name, model)
+
+
+def page_routes(
+    config: Config,
+    metrics_token: str | None,
+    *,
+    engine: Callable[[], Engine | None],
+    live: Callable[[], Mapping[tuple[str, str, str], ProbeResult]],
+    now: Callable[[], datetime],
+) -> list[BaseRoute]:
+    """The status page's routes (monitor.statuspage) under ``[monitor] status_page``.
+
+    Unset, the page asks for the metrics token when there is one, else it is
+    public; ``badges`` default to the page's mode. "token" with no metrics
+    token set is a config error naming the key.
+    """
+    monitor = config.monitor
+    access = monitor.status_page or ("token" if metrics_token else "public")
+    badges = monitor.badges or access
+    for key, mode in (("status_page", access), ("badges", badges)):
+        if mode == "token" and not metrics_token:
+            raise ConfigError(
+                f'{config.source}: monitor.{key}: "token" needs monitor.metrics_token_env'
+            )
+    return status_routes(
+        engine=engine,
+        live=live,
+        location=monitor.location,
+        access=access,
+        token=metrics_token,
+        badge_access=badges,
+        degraded_latency={
+            t.name: t.degraded_latency for t in config.targets if t.degraded_latency is not None
+        },
+        now=now,
+    )
