@@ -24,14 +24,22 @@ async def maintenance_loop(
     now: Callable[[], datetime],
     retention_days: int,
     interval_s: float = MAINTENANCE_INTERVAL_S,
+    after_refresh: Callable[[Engine], None] | None = None,
 ) -> None:
-    """Refresh the rollup and prune past ``retention_days``, now and every ``interval_s``."""
+    """Refresh the rollup and prune past ``retention_days``, now and every ``interval_s``.
+
+    ``after_refresh`` runs (in the same worker thread) after each rollup
+    refresh: the status page reads its rollup there, so no visitor pays the
+    cold read.
+    """
     # Imported here: the daemon's start does not need the rollup's code.
     from monitor.store import retention, rollup
 
     while True:
         try:
             await asyncio.to_thread(rollup.refresh, engine, now())
+            if after_refresh is not None:
+                await asyncio.to_thread(after_refresh, engine)
             await asyncio.to_thread(retention.prune, engine, retention_days)
         except Exception as exc:
             # The exception's type and the first line of its message (bounded);

@@ -51,6 +51,7 @@ from monitor.daemon.wiring import (
     listen_error,
     lock_period_s,
     lock_sqlite,
+    page_primer,
     page_routes,
     seed_budget,
 )
@@ -60,6 +61,7 @@ from monitor.gateway.client import GatewayClient
 from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
 from monitor.spend.budget import Budget
+from monitor.statuspage.queries import PageReader
 from monitor.store.db import normalize_url
 from monitor.store.lease import FileLock, LocationLock
 from monitor.store.startup import Store, catalog_limits, open_store, summary_level
@@ -99,6 +101,7 @@ class Daemon:
         self.scheduler: ProbeScheduler | None = None
         self.runner: ProbeRunner | None = None
         self.clients: dict[str, GatewayClient] = {}
+        self.page_reader = PageReader()  # the status page's reads, primed by maintenance
         self.gate: ProberGate | None = None  # PostgreSQL only: the location lock
         self._file_lock: FileLock | None = None  # SQLite only: the database's lock file
         self._switch = asyncio.Lock()  # one of activate, deactivate, reload at a time
@@ -256,6 +259,7 @@ class Daemon:
                     engine=lambda: self.store.engine if self.store is not None else None,
                     live=lambda: self.last_results,
                     now=self.now,
+                    reader=self.page_reader,
                 ),
                 metrics_token=metrics_token,
                 status_token=bearer_token(self.config, "status_token_env", self.scrubber),
@@ -368,4 +372,9 @@ class Daemon:
 
     async def _maintenance_loop(self) -> None:
         assert self.store is not None
-        await maintenance_loop(self.store.engine, self.now, self.config.monitor.retention_days)
+        await maintenance_loop(
+            self.store.engine,
+            self.now,
+            self.config.monitor.retention_days,
+            after_refresh=page_primer(self.page_reader, self.config.monitor.location, self.now),
+        )

@@ -12,13 +12,12 @@ import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from daemon_kit import eventually
 from harness import DaemonProcess, write_config
 
-from monitor.daemon.root import Daemon
+from monitor.daemon.maintenance import maintenance_loop
 from monitor.simulator.scenario import Scenario
 from monitor.simulator.server import RunningSimulator
 from monitor.store.db import make_engine
@@ -115,14 +114,9 @@ def test_maintenance_failure_logs_the_message(
 ) -> None:
     # A database without tables: the rollup's first query fails with OperationalError.
     engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    fake = SimpleNamespace(
-        store=SimpleNamespace(engine=engine),
-        now=lambda: datetime.now(UTC),
-        config=SimpleNamespace(monitor=SimpleNamespace(retention_days=30)),
-    )
 
     async def one_round() -> None:
-        task = asyncio.create_task(Daemon._maintenance_loop(fake))  # type: ignore[arg-type]
+        task = asyncio.create_task(maintenance_loop(engine, lambda: datetime.now(UTC), 30))
         for _ in range(200):
             await asyncio.sleep(0.01)
             if any("maintenance" in r.getMessage() for r in caplog.records):
