@@ -33,10 +33,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from monitor.gateway.headers import parse_count
+
 Kind = Literal["requests", "tokens"]
 KINDS: tuple[Kind, ...] = ("requests", "tokens")
 
-_MAX_COUNT = 2**63 - 1  # BIGINT: anything larger is not a count
 _MAX_RESET_S = 366 * 86400.0  # a reset further away than a year is not a rate-limit window
 _EPOCH_S = 10**9  # 2001-09-09 as an epoch: smaller values are seconds from now
 _EPOCH_MS = 10**12  # larger values are epoch milliseconds
@@ -89,18 +90,6 @@ class RateLimits:
 
     def window(self, kind: Kind) -> Window:
         return self.requests if kind == "requests" else self.tokens
-
-
-def parse_count(value: str | None) -> int | None:
-    """A non-negative integer that fits a BIGINT, else None (surrounding spaces allowed)."""
-    if value is None:
-        return None
-    value = value.strip()
-    # The length check first: int() refuses over 4,300 digits with an exception.
-    if not value.isascii() or not value.isdigit() or len(value) > 19:
-        return None
-    count = int(value)
-    return count if count <= _MAX_COUNT else None
 
 
 def _seconds(value: float) -> float | None:
