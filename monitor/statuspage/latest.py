@@ -1,8 +1,10 @@
 """The latest result per job for the status page, and the catalog sizes.
 
 Cheap on 1,000 models: the newest raw row per model is already known from
-``queries._add_raw`` (its id), so most rows are fetched by id; only what is
-still missing costs a grouped query or an indexed lookup.
+``series.add_raw`` (its id), so most rows are looked up by id, and a
+``ResultCache`` keeps those from one render to the next (a stored row never
+changes): only the rows written since are fetched. What is still missing
+costs a grouped query or an indexed lookup.
 """
 
 from __future__ import annotations
@@ -21,12 +23,49 @@ MAX_LOOKUPS = 200  # older latest rows looked up one by one (index), at most thi
 Key = tuple[str, str]  # (target, model)
 
 
+class ResultCache:
+    """Results by row id, as of the last ``latest_results`` that used it.
+
+    Rows are never updated once written, so an id seen before is the same
+    result; building one from a full row costs ~30 µs, 30 ms a render at
+    1,000 models. Holds only the ids the last read used (one per job).
+    """
+
+    __slots__ = ("_rows",)
+
+    def __init__(self) -> None:
+        self._rows: dict[int, ProbeResult] = {}
+
+    def lookup(
+        self, conn: Connection, ids: list[int], keep: dict[int, ProbeResult]
+    ) -> list[ProbeResult]:
+        """The results with these ids (cached or fetched); each is also put in ``keep``."""
+        have = self._rows
+        missing = [i for i in ids if i not in have]
+        p = ProbeResultRow
+        for start in range(0, len(missing), 500):  # well under any driver's parameter limit
+            query = select(p.__table__).where(p.id.in_(missing[start : start + 500]))
+            for row in conn.execute(query):
+                keep[row.id] = row_to_result(row)  # type: ignore[arg-type]
+        found = []
+        for i in ids:
+            result = keep.get(i) or have.get(i)
+            if result is not None:
+                keep[i] = result
+                found.append(result)
+        return found
+
+    def replace(self, keep: dict[int, ProbeResult]) -> None:
+        self._rows = keep  # one assignment: a concurrent read sees the old or the new map
+
+
 def latest_results(
     conn: Connection,
     location: str,
     now: datetime,
     wanted: set[Key],
     known_ids: list[int] | None = None,
+    cache: ResultCache | None = None,
 ) -> dict[tuple[str, str, str], ProbeResult]:
     """The last row per (target, probe, model).
 
@@ -34,26 +73,25 @@ def latest_results(
     model, found while reading the raw rows anyway); when a wanted model is
     still missing, the newest row per job over ``LATEST_WINDOW``; then one
     indexed lookup per target's ``/models`` job and per wanted chat model
-    still missing (at most ``MAX_LOOKUPS``: a long chat interval).
+    still missing (at most ``MAX_LOOKUPS``: a long chat interval). Rows by id
+    come through ``cache`` (a fresh one when None).
     """
     p = ProbeResultRow
+    cache = cache if cache is not None else ResultCache()
+    keep: dict[int, ProbeResult] = {}
     found: dict[tuple[str, str, str], ProbeResult] = {}
-    ids = known_ids or []
-    for start in range(0, len(ids), 500):  # well under any driver's parameter limit
-        query = select(p.__table__).where(p.id.in_(ids[start : start + 500]))
-        for row in conn.execute(query):
-            found[(row.target, row.probe, row.model)] = row_to_result(row)  # type: ignore[arg-type]
+    for r in cache.lookup(conn, known_ids or [], keep):
+        found[(r.target, r.probe, r.model)] = r
     if any((t, "chat", m) not in found for t, m in wanted) or not wanted:
         newest = (
             select(func.max(p.id))
             .where(p.location == location, p.started_at >= now - LATEST_WINDOW)
             .group_by(p.target, p.probe, p.model)
         )
-        query = select(p.__table__).where(p.id.in_(newest.scalar_subquery()))
-        for row in conn.execute(query):
-            key = (row.target, row.probe, row.model)
-            if key not in found:
-                found[key] = row_to_result(row)  # type: ignore[arg-type]
+        extra = [i for i in conn.scalars(newest) if i not in keep]
+        for r in cache.lookup(conn, extra, keep):
+            found.setdefault((r.target, r.probe, r.model), r)
+    cache.replace(keep)
     for target in sorted({t for t, _ in wanted}):
         if (target, "models", "") not in found:
             _newest(conn, found, location, target, "models", "")

@@ -128,7 +128,7 @@ def status_routes(
     defaults to ``access``; ``degraded_latency``: target -> seconds (a target
     absent: no degraded state); ``reader``: the ``PageReader`` to use, so the
     caller can prime it (``reader.read(conn, location, now)``) right after
-    each rollup refresh and no visitor pays the cold read (about 1.2 s at
+    each rollup refresh and no visitor pays the cold read (about 0.8 s at
     1,000 models). Raises ValueError for an unknown mode or a
     ``token`` mode without a token.
     """

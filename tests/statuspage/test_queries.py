@@ -58,6 +58,21 @@ def test_the_rollup_and_the_raw_rows_give_the_same_page(seeded: Engine) -> None:
         assert a.verdict == b.verdict
 
 
+def test_a_result_in_the_last_instant_of_a_day_counts_for_that_day(seeded: Engine) -> None:
+    """Raw rows are placed by their stored time to the microsecond, not rounded into tomorrow."""
+    with seeded.begin() as conn:  # everything from raw rows
+        conn.execute(delete(RollupHourly))
+        conn.execute(delete(RollupState))
+    late = kit._r("nu", kit.TODAY - timedelta(microseconds=200), Outcome.TIMEOUT)
+    with seeded.begin() as conn:
+        write_batch(conn, [(f"{3 * 10**6:032x}", late)])
+    with seeded.connect() as conn:
+        data = queries.PageReader().read(conn, kit.LOCATION, kit.NOW)
+    days = data.history[(kit.TARGET, "nu")].days
+    assert (days[-2].day, days[-2].probes, days[-2].down) == (late.started_at.date(), 1, 1)
+    assert days[-1].probes == 0
+
+
 def test_the_reader_sees_a_refresh(seeded: Engine) -> None:
     """Rows that arrive late (a replayed spool) land in rolled-up hours: the cache must drop."""
     reader = queries.PageReader()
@@ -76,6 +91,28 @@ def test_the_reader_sees_a_refresh(seeded: Engine) -> None:
     assert stale.history[key].days[-1] == before.history[key].days[-1]
     today = after.history[key].days[-1]
     assert (today.probes, today.down) == (before.history[key].days[-1].probes + 3, 3)
+
+
+def test_the_reader_sees_a_result_newer_than_the_one_it_kept(seeded: Engine) -> None:
+    """Latest results are kept by row id between reads: a new row must still win."""
+    reader = queries.PageReader()
+    key = (kit.TARGET, "chat", "alpha")
+    with seeded.connect() as conn:
+        first = reader.read(conn, kit.LOCATION, kit.NOW)
+        again = reader.read(conn, kit.LOCATION, kit.NOW)
+    assert again.latest[key] == first.latest[key]
+    assert first.latest[key].outcome is Outcome.OK
+    at = kit.NOW - timedelta(seconds=5)
+    late = kit._r("alpha", at, Outcome.TIMEOUT, error="read timed out")
+    with seeded.begin() as conn:
+        write_batch(conn, [(f"{2 * 10**6:032x}", late)])
+    with seeded.connect() as conn:
+        after = reader.read(conn, kit.LOCATION, kit.NOW)
+    assert (after.latest[key].outcome, after.latest[key].started_at) == (Outcome.TIMEOUT, at)
+    today_before = first.history[(kit.TARGET, "alpha")].days[-1]
+    assert after.history[(kit.TARGET, "alpha")].days[-1].down == today_before.down + 1
+    for other in set(first.latest) - {key}:
+        assert after.latest[other] == first.latest[other], other
 
 
 def test_the_scripted_outage_is_one_incident(seeded: Engine) -> None:

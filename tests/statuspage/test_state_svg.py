@@ -9,7 +9,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from monitor.outcome import Outcome
-from monitor.statuspage import svg
+from monitor.statuspage import queries, render, svg
 from monitor.statuspage.state import State, availability_class, verdict
 from tests.store.factory import chat
 
@@ -71,3 +71,19 @@ def test_a_sparkline_has_gaps_and_marks_no_data() -> None:
     assert d.count("M") == 2 and d.count("L") == 1  # a gap, and a lone point as a dash
     assert d.endswith("h3")
     assert "aria-hidden=true" in line  # the figures beside it say it
+
+
+def test_a_kept_sparkline_is_redrawn_when_an_hour_changes() -> None:
+    """``/`` keeps each model's line on its rollup prefix; new hourly figures must redraw it."""
+    prefix = queries.Prefix(())
+    before = (0.2, None, 0.3, *([0.25] * 21))
+    after = (*before[:-1], 2.5)  # this hour got slow
+
+    def history(hours: tuple[float | None, ...]) -> queries.ModelHistory:
+        return queries.ModelHistory((), hours, 0.25, 0.3, prefix)
+
+    assert render._history_spark(history(before)) == svg.sparkline(before)
+    assert render._history_spark(history(after)) == svg.sparkline(after)
+    assert svg.sparkline(after) != svg.sparkline(before)
+    assert render._history_spark(history(after)) == svg.sparkline(after)
+    assert render._history_spark(None) == svg.sparkline([])
