@@ -52,9 +52,20 @@ class ProbeResult:
     it is not a column, the catalog consumes it. ``invalid_entries`` is how
     many entries of a successful listing were skipped as invalid (0 when
     none; None for other probes and failed listings); not a column either,
-    the exporter consumes it. Every string that came from the gateway
-    (``request_id``, ``error``, ``finish_reason``, ``response_model``,
-    ``model_ids``) has passed monitor.untrusted.clean.
+    the exporter consumes it. ``ratelimit_limit`` / ``ratelimit_remaining`` /
+    ``ratelimit_reset_s`` are the requests kind, from whichever header family
+    sent it; the ``_tokens`` fields the tokens kind; ``ratelimit_invalid``
+    counts rate-limit header values that did not parse (not a column, the
+    exporter counts it). ``substituted_by`` is the model that answered when it
+    was not the one asked for (None: the same, or unknown).
+    The ``stream`` probe (monitor.probes.stream) fills ``ttft_s`` (request
+    sent to the first output chunk), ``output_tokens_per_s``, the gaps
+    between output chunks (``chunk_gaps_s``, at most a few thousand kept,
+    and their p50/p95) and ``output_chunks``; None for other probes. None of
+    them is a column: the exporter and ``probe --json`` read them.
+    Every string that came from the gateway (``request_id``, ``error``, ``finish_reason``,
+    ``response_model``, ``substituted_by``, ``model_ids``) has passed
+    monitor.untrusted.clean.
     """
 
     started_at: datetime  # UTC, timezone-aware
@@ -79,6 +90,18 @@ class ProbeResult:
     response_model: str | None = None
     model_ids: tuple[str, ...] | None = None
     invalid_entries: int | None = None
+    ratelimit_reset_s: float | None = None
+    ratelimit_limit_tokens: int | None = None
+    ratelimit_remaining_tokens: int | None = None
+    ratelimit_reset_tokens_s: float | None = None
+    ratelimit_invalid: int = 0
+    substituted_by: str | None = None
+    ttft_s: float | None = None
+    output_tokens_per_s: float | None = None
+    chunk_gap_p50_s: float | None = None
+    chunk_gap_p95_s: float | None = None
+    chunk_gaps_s: tuple[float, ...] | None = None
+    output_chunks: int | None = None
 
     @property
     def success(self) -> bool:
@@ -108,9 +131,19 @@ class ProbeResult:
             "cost_usd": None if self.cost_usd is None else str(self.cost_usd),
             "ratelimit_limit": self.ratelimit_limit,
             "ratelimit_remaining": self.ratelimit_remaining,
+            "ratelimit_reset_s": self.ratelimit_reset_s,
+            "ratelimit_limit_tokens": self.ratelimit_limit_tokens,
+            "ratelimit_remaining_tokens": self.ratelimit_remaining_tokens,
+            "ratelimit_reset_tokens_s": self.ratelimit_reset_tokens_s,
             "retry_after_s": self.retry_after_s,
             "finish_reason": self.finish_reason,
             "response_model": self.response_model,
+            "substituted_by": self.substituted_by,
             "models_listed": None if self.model_ids is None else len(self.model_ids),
             "invalid_entries": self.invalid_entries,
+            "ttft_s": self.ttft_s,
+            "output_tokens_per_s": self.output_tokens_per_s,
+            "chunk_gap_p50_s": self.chunk_gap_p50_s,
+            "chunk_gap_p95_s": self.chunk_gap_p95_s,
+            "output_chunks": self.output_chunks,
         }

@@ -325,6 +325,7 @@ class FakeTarget:
     prompt: str = "Reply with OK."
     max_body_bytes: int = 1 << 20
     key: str = "sk-test-key"
+    models: tuple[str, ...] = ("*",)
 
     def api_key(self) -> str:
         return self.key
@@ -355,3 +356,26 @@ async def make_ctx_fixture() -> AsyncIterator[MakeContext]:
     yield make
     for client in clients:
         await client.aclose()
+
+
+StartSim = Callable[..., Any]
+
+
+@pytest.fixture(name="start_sim")
+def start_sim_fixture() -> Iterator[StartSim]:
+    """``start_sim(**scenario_keys)``: a simulator (model ``sim-a`` unless ``models``
+    is given) on a socket, stopped at teardown."""
+    from monitor.simulator.scenario import Scenario
+    from monitor.simulator.server import RunningSimulator
+
+    running: list[RunningSimulator] = []
+
+    def start(**scenario: Any) -> RunningSimulator:
+        data = {"name": "probe-test", "models": {"sim-a": {}}, **scenario}
+        sim = RunningSimulator(Scenario.from_dict(data)).start()
+        running.append(sim)
+        return sim
+
+    yield start
+    for sim in running:
+        sim.stop()

@@ -40,6 +40,7 @@ api_key_file = "demo.key"
 timeout = "5s"
 models_interval = "10s"
 chat_interval = "15s"
+contract_interval = "1m"
 models = ["*"]
 
 [pricing."sim-fast"]

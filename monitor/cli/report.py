@@ -34,6 +34,9 @@ own spend. Shapes:
   table).
 
 Lower bounds and unknowns follow the cost rule above (``>=`` / ``unknown``).
+
+``--by model`` chat rows carry ``substitutions`` (the models that answered
+in their place, from the raw rows: ``monitor.cli.report_substitutions``).
 Rendering and the table's width rule are in ``monitor.cli.report_render``.
 """
 
@@ -55,6 +58,7 @@ from monitor.cli.report_rows import (
     make_row,
     with_combined,
 )
+from monitor.cli.report_substitutions import with_substitutions
 from monitor.errors import UsageError
 from monitor.store.aggregate import aggregate, by_location, by_model
 
@@ -116,6 +120,8 @@ def build_report(
     rows = [make_row(key, agg, by, location) for key, agg in groups.items()]
     if by == "day":
         rows = _with_month_to_date(session, rows, since, location)
+    if by == "model":
+        rows = with_substitutions(session, rows, since, location)
     return sorted(rows, key=_order)
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from monitor.cli.report_rows import ReportRow
+from monitor.cli.report_substitutions import substitution_lines
 from monitor.errors import UsageError
 from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.untrusted import escape_controls
@@ -101,6 +102,9 @@ def _flat(row: ReportRow) -> dict[str, Any]:
     if row.day is not None and row.mtd_usd is not None:
         flat["month_to_date_usd"] = usd_text(row.mtd_usd, row.mtd_unpriced_rows)
     flat["unpriced_rows"] = row.unpriced_rows
+    if row.model is not None:  # --by model: answers from another model (chat rows)
+        subs = row.substitutions
+        flat["substituted"] = "" if subs is None else sum(subs.values())
     return flat
 
 
@@ -156,6 +160,7 @@ def render(rows: list[ReportRow], fmt: str, *, wide: bool = False) -> str:
             f"month to date {month} (UTC, through {day}): {usd_text(usd, unpriced)}"
             for month, day, usd, unpriced in month_totals(rows)
         ]
+    lines += [escape_controls(line) for line in substitution_lines(rows)]
     return "\n".join(lines) + "\n"
 
 

@@ -53,6 +53,8 @@ class ReportRow:
     # --by day only: the target's and probe kind's month-to-date spend (see cli.report)
     mtd_usd: Decimal | None = None
     mtd_unpriced_rows: int = 0
+    # --by model chat rows only: substitute model -> answers (cli.report_substitutions)
+    substitutions: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class ReportRow:
             "cost_usd": json_usd(self.cost_usd, self.unpriced_rows),
             "cost_known": self.unpriced_rows == 0,
             "unpriced_rows": self.unpriced_rows,
+            **({} if self.substitutions is None else {"substitutions": self.substitutions}),
             **(
                 {}
                 if self.day is None or self.mtd_usd is None

@@ -57,6 +57,7 @@ from monitor.config.rules import (
     _INLINE_KEY,
     _NAME,
     _TOP_LEVEL_KEYS,
+    INTERVAL_KEYS,
     MAX_PROMPT_CHARS,
     EnvName,
     Interval,
@@ -189,6 +190,10 @@ class TargetConfig(_Model):
     timeout: Timeout = DEFAULT_TIMEOUT_S
     models_interval: Interval = 60.0
     chat_interval: Interval = 300.0
+    # Opt-in probes (issue 18), off while unset: the documented-contract checks
+    # (monitor.probes.contract) and the streaming chat probe (monitor.probes.stream).
+    contract_interval: Interval | None = None
+    stream_interval: Interval | None = None
     # The status page shows an ok model slower than this as "degraded"; unset: never.
     degraded_latency: Timeout | None = None
     # "*" stands for every model /models lists; ids next to it are probed first.
@@ -218,9 +223,9 @@ class TargetConfig(_Model):
     @model_validator(mode="after")
     def _timeout_within_intervals(self) -> TargetConfig:
         # A probe that may outlast its interval overlaps its next run (a misfire).
-        for key in ("models_interval", "chat_interval"):
+        for key in INTERVAL_KEYS:
             interval = getattr(self, key)
-            if self.timeout > interval:
+            if interval is not None and self.timeout > interval:
                 raise _Rule(
                     f"must be at most {key} ({format_duration(interval)}): "
                     "a probe must end before its next run",

@@ -312,6 +312,10 @@ def _resolve_file(value: str | None, info: ValidationInfo) -> str | None:
     return str(path)
 
 
+# Every interval of a target; a probe must end before its job's next run.
+INTERVAL_KEYS = ("models_interval", "chat_interval", "contract_interval", "stream_interval")
+
+
 def default_timeout(data: Any, default: float) -> Any:
     """A target table with no ``timeout``: ``default``, or the shorter interval when less.
 
@@ -320,7 +324,7 @@ def default_timeout(data: Any, default: float) -> Any:
     if not isinstance(data, Mapping) or "timeout" in data:
         return data
     bound = default
-    for key in ("models_interval", "chat_interval"):
+    for key in INTERVAL_KEYS:
         if key in data:
             try:
                 bound = min(bound, _seconds(data[key]))

@@ -50,8 +50,12 @@ def status_document(
     now: datetime,
     last_results: dict[tuple[str, str, str], ProbeResult],
     store: Store | None,
+    *,
+    tls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The ``/api/v1/status`` JSON: the last result per job and the 24 h summary."""
+    """The ``/api/v1/status`` JSON: the last result per job, the 24 h summary and
+    ``tls``, the certificate of each https target (monitor.exporter.tls.TlsWatch.rows:
+    version, notAfter, days left)."""
     summary: list[dict[str, Any]] = []
     if store is not None:
         try:
@@ -66,4 +70,5 @@ def status_document(
         "generated_at": now.isoformat(),
         "last_results": [r.to_json() for r in list(last_results.values())],
         "window_24h": summary,
+        "tls": tls or [],
     }

@@ -4,6 +4,9 @@ A round probes every selected target concurrently. Within a target the
 models probe goes first, because with ``models = ["*"]`` the listed ids
 decide which chat probes run; the chat probes then run concurrently.
 With ``model`` given (``--model``), a target runs only that one chat probe.
+A target with ``contract_interval`` also runs its documented-contract checks;
+one with ``stream_interval`` a stream probe per chat-probed model, after the
+chat probes (with ``--model``, that model's).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from monitor.catalog import usable_ids
 from monitor.config.model import Config, TargetConfig
 from monitor.daemon.runner import ProbeRunner
+from monitor.probes import contract
 from monitor.results import ProbeResult
 from monitor.untrusted import escape_controls
 
@@ -51,11 +55,29 @@ async def _target_round(
     if model is not None:
         # --model names the one chat probe; a listing would be a request
         # nobody sees (its result is not part of the round).
-        return [await runner.run(target.name, "chat", model)]
+        return [
+            await runner.run(target.name, "chat", model),
+            *await _streams(runner, target, [model]),
+        ]
     listing = await runner.run(target.name, "models")
     names = chat_models(target, listing.model_ids if listing is not None else None)
     chats = await asyncio.gather(*(runner.run(target.name, "chat", m) for m in names))
-    return [listing, *chats]
+    streams = await _streams(runner, target, names)
+    checks: list[ProbeResult | None] = []
+    if target.contract_interval is not None:  # opt-in, like the daemon's contract jobs
+        checks = await asyncio.gather(
+            *(runner.run(target.name, contract.KIND, c) for c in contract.CHECKS)
+        )
+    return [listing, *chats, *streams, *checks]
+
+
+async def _streams(
+    runner: ProbeRunner, target: TargetConfig, models: Sequence[str]
+) -> list[ProbeResult | None]:
+    """The stream probes of ``models`` when the target opted in (``stream_interval``)."""
+    if target.stream_interval is None:
+        return []
+    return list(await asyncio.gather(*(runner.run(target.name, "stream", m) for m in models)))
 
 
 COLUMNS = (

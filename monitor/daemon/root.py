@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 
@@ -41,6 +42,7 @@ from monitor.daemon.runner import ProbeRunner, RetryAfterHolds
 from monitor.daemon.scheduler import ProbeScheduler
 from monitor.daemon.standby import ProberGate
 from monitor.daemon.statelog import StateLog
+from monitor.daemon.substitution_log import SubstitutionLog
 from monitor.daemon.web import WebServer, build_app, connection_limit
 from monitor.daemon.wiring import (
     bearer_token,
@@ -57,6 +59,7 @@ from monitor.daemon.wiring import (
 )
 from monitor.errors import ConfigError
 from monitor.exporter.exporter import Exporter
+from monitor.exporter.tls import TlsWatch
 from monitor.gateway.client import GatewayClient
 from monitor.logs import SecretScrubber
 from monitor.results import ProbeResult
@@ -91,8 +94,12 @@ class Daemon:
             self.registry, version=__version__, location=config.monitor.location
         )
         self.catalog_log = CatalogLog(self.exporter)
+        # TLS expiry of the https targets, from the connection of each /models probe.
+        self.tls = TlsWatch(config.monitor.location)
+        self.registry.register(self.tls)
         # One for the daemon's life: a reload is not a state change of the jobs.
         self.state_log = StateLog()
+        self.substitution_log = SubstitutionLog()
         self.last_results: dict[tuple[str, str, str], ProbeResult] = {}
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
@@ -117,6 +124,9 @@ class Daemon:
         if self.runner is not None and self.runner.budget is not None:
             budget = self.runner.budget
             self.exporter.set_budget(budget.spent_usd, budget.limit_usd)
+        if result.probe == "models":
+            client = self.clients.get(result.target)
+            self.tls.observe(result.target, None if client is None else client.tls)
         if result.probe == "models" and self.scheduler is not None:
             target = self.config.target(result.target)
             self.scheduler.sync_chat_jobs(target, result.model_ids)
@@ -126,7 +136,8 @@ class Daemon:
 
     def _status(self) -> dict[str, Any]:
         location = self.config.monitor.location
-        return status_document(location, self.now(), self.last_results, self.store)
+        now = self.now()
+        return status_document(location, now, self.last_results, self.store, tls=self.tls.rows(now))
 
     def _start_probing(
         self, config: Config, budget: Budget, holds: RetryAfterHolds | None = None
@@ -134,7 +145,12 @@ class Daemon:
         self.runner, self.clients = build_runner(
             config,
             self.scrubber,
-            sinks=[self._on_result, self.store.writer.submit, self.state_log],  # type: ignore[union-attr]
+            sinks=[
+                self._on_result,
+                self.store.writer.submit,  # type: ignore[union-attr]
+                self.state_log,
+                self.substitution_log,
+            ],
             budget=budget,
             exporter=self.exporter,
         )
@@ -366,6 +382,8 @@ class Daemon:
             self._start_probing(self.config, budget, old_holds)
         if old_scheduler is not None:
             forget_dropped(self.exporter, old_config, self.config, old_scheduler)
+        https = (t.name for t in self.config.targets if urlsplit(t.base_url).scheme == "https")
+        self.tls.retain(https)  # a target gone or now plain http has no certificate
         self.exporter.set_reload_ok(True)
         log.info("config reloaded: %d target(s)", len(self.config.targets))
         return True

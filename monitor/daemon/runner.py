@@ -32,11 +32,13 @@ from monitor.spend.pricing import UnpricedTracker, price_result, spent_tokens
 log = logging.getLogger("nexomon.runner")
 
 Sink = Callable[[ProbeResult], None]
+# The probes that send a completion request: priced, budgeted, held by retry-after.
+SPENDING = frozenset({"chat", "stream"})
 
 
 @dataclass
 class RetryAfterHolds:
-    """Per (target, model): no chat request before the gateway's retry-after ends.
+    """Per (target, model): no chat or stream request before the gateway's retry-after ends.
 
     Times are ``time.monotonic()`` seconds so wall-clock jumps cannot shorten
     a hold.
@@ -91,10 +93,10 @@ class ProbeRunner:
 
     async def run(self, target_name: str, probe: str, model: str = "") -> ProbeResult | None:
         target = self.targets[target_name]
-        price = target.price(model, self.pricing) if probe == "chat" else None
+        price = target.price(model, self.pricing) if probe in SPENDING else None
         reservation: Reservation | None = None
         skipped = self._hold_reason(target_name, probe, model)
-        if skipped is None and probe == "chat" and self.budget is not None:
+        if skipped is None and probe in SPENDING and self.budget is not None:
             reservation = self.budget.reserve(
                 expected_cost(target, price),
                 estimate_prompt_tokens(target.prompt) + target.max_tokens,
@@ -105,7 +107,7 @@ class ProbeRunner:
             result: ProbeResult | None = self._skipped(target_name, probe, model, skipped)
         else:
             result = await self._attempt(target, probe, model)
-            if result is not None and probe == "chat":
+            if result is not None and probe in SPENDING:
                 result = self._price(result, price)
             if reservation is not None:
                 self.budget.settle(reservation, result)  # type: ignore[union-attr]
@@ -130,7 +132,7 @@ class ProbeRunner:
             return None
 
     def _hold_reason(self, target: str, probe: str, model: str) -> str | None:
-        if probe != "chat":
+        if probe not in SPENDING:
             return None
         left = self.holds.remaining(target, model)
         if left > 0:

@@ -7,7 +7,11 @@ at the same instant, and a restart keeps the same spread), run with
 ``max_instances=1`` and ``coalesce=True``; missed and overlapping runs are
 counted as misfires. With ``models = ["*"]`` the chat jobs follow the
 catalog: ``sync_chat_jobs`` adds a job for a newly listed model and removes
-the job of a delisted one, capped by ``max_models``.
+the job of a delisted one, capped by ``max_models``. A target with
+``contract_interval`` also gets one job per documented-contract check
+(``monitor.probes.contract.CHECKS``, the check's name in the job's model).
+A target with ``stream_interval`` also gets a (target, stream, model) job
+for every model it chat-probes, added and removed with the chat job.
 
 Scheduler lag (actual start minus scheduled start) is measured in the job
 itself from the interval grid, in wall-clock seconds.
@@ -31,10 +35,12 @@ from monitor.config.model import TargetConfig
 from monitor.daemon.probe_round import chat_models
 from monitor.daemon.runner import ProbeRunner
 from monitor.exporter.exporter import Exporter
+from monitor.probes import contract
 
 log = logging.getLogger("nexomon.scheduler")
 
 FIRST_LISTING_WINDOW_S = 2.0
+STREAM = "stream"  # monitor.probes.stream.KIND
 
 
 class LoopScheduler(AsyncIOScheduler):
@@ -126,6 +132,11 @@ class ProbeScheduler:
     def add_target(self, target: TargetConfig) -> None:
         self.exporter.configure_target(target.name, target.max_models)
         self._add_job(target.name, "models", "", target.models_interval)
+        if target.contract_interval is not None:  # opt-in: one job per documented check
+            for check in contract.CHECKS:
+                self._add_job(target.name, contract.KIND, check, target.contract_interval)
+        else:  # switched off by a reload: no stale verdicts
+            self.exporter.forget_contract(target.name)
         self._chat_jobs[target.name] = set()
         if "*" not in target.models:
             self.sync_chat_jobs(target, ())
@@ -136,7 +147,10 @@ class ProbeScheduler:
     def remove_target(self, name: str) -> None:
         for model in self._chat_jobs.pop(name, set()):
             self._remove_job(name, "chat", model)
+            self._remove_job(name, STREAM, model)
         self._remove_job(name, "models", "")
+        for check in contract.CHECKS:
+            self._remove_job(name, contract.KIND, check)
 
     def remove_all(self) -> None:
         for name in list(self._chat_jobs):
@@ -156,10 +170,13 @@ class ProbeScheduler:
         # is the "delisted" signal); its label slot goes to a newcomer on demand.
         for model in sorted(current - wanted):
             self._remove_job(target.name, "chat", model)
+            self._remove_job(target.name, STREAM, model)
             self.exporter.forget(target.name, model, keep_listed=True)
             log.info("target %s: stopped probing model %s (no longer listed)", target.name, model)
         for model in sorted(wanted - current):
             self._add_job(target.name, "chat", model, target.chat_interval)
+            if target.stream_interval is not None:  # opt-in: streaming is not a stable API
+                self._add_job(target.name, STREAM, model, target.stream_interval)
             log.info("target %s: now probing model %s", target.name, model)
         self._chat_jobs[target.name] = wanted
 

@@ -36,8 +36,7 @@ class ModelChildren:
         "jobs",
         "listed",
         "retry_after",
-        "rl_limit",
-        "rl_remaining",
+        "signals",
         "tokens",
         "unpriced",
         "unpriced_value",
@@ -49,9 +48,10 @@ class ModelChildren:
         self.jobs: dict[str, JobChildren] = {}
         self.tokens: tuple[Any, Any] | None = None  # (input, output)
         self.cost: Any = None
-        self.rl_limit: Any = None
-        self.rl_remaining: Any = None
         self.retry_after: Any = None
+        # (metric, kind) -> child, for the rate-limit gauges by kind and the
+        # substitution pair (kind ""): made on first value.
+        self.signals: dict[tuple[Any, str], Any] = {}
         self.listed: Any = None
         self.unpriced: Any = None
         self.unpriced_value: bool | None = None

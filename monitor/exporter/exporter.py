@@ -14,7 +14,9 @@ Contracts:
   duration, the population of ``nexomon report``'s latency columns
   (``monitor.store.aggregate``): ``nexomon_probe_duration_seconds`` per job,
   ``nexomon_probe_phase_duration_seconds`` per (target, probe, phase).
-  Failures count only in ``nexomon_probes_total{outcome}``.
+  Failures count only in ``nexomon_probes_total{outcome}``. An ok
+  ``stream`` result feeds the stream series instead
+  (``monitor.exporter.stream_signals``).
 - Label values are bounded (``monitor.exporter.slots.LabelSlots``). A
   target exports at most ``max_models`` distinct ``model`` values, first
   come first served; ids beyond that, and ids longer than
@@ -69,11 +71,15 @@ from monitor.exporter.metrics import (
 )
 from monitor.exporter.render import ScrapeRenderer
 from monitor.exporter.slots import LabelSlots
+from monitor.exporter.stream_signals import STREAM_PROBE, StreamSignals
+from monitor.exporter.usage_signals import UsageSignals
 from monitor.outcome import Outcome
 from monitor.results import ProbeResult
 
+CONTRACT_PROBE = "contract"  # monitor.probes.contract.KIND (probes sit above the exporter)
 
-class Exporter(MetricSet):
+
+class Exporter(UsageSignals, StreamSignals, MetricSet):
     """Owns every nexomon metric; the runner and scheduler feed it.
 
     Thread-safe: observing may happen on the event loop while a scrape
@@ -122,6 +128,7 @@ class Exporter(MetricSet):
         # (target, probe) -> the phase histogram's children, in HISTOGRAM_PHASES
         # order; their series live under the key (target, "") in _series.
         self._phases: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self._contract_checks: dict[str, set[str]] = {}
 
     # -- label bookkeeping and the child cache ---------------------------------
 
@@ -131,6 +138,7 @@ class Exporter(MetricSet):
             self._slots.configure(target, max_models)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.labels(target=target, change=change)
+            self.rl_invalid.labels(target=target)  # at 0, like every counter here
             self.over_limit.labels(target=target).set(self._slots.refused_count(target))
 
     def _evict(self, target: str, model: str) -> None:
@@ -181,7 +189,10 @@ class Exporter(MetricSet):
     def observe(self, result: ProbeResult) -> None:
         """Export one probe result (see the module docstring for the rules)."""
         with self._lock:
-            self._observe(result)
+            if result.probe == CONTRACT_PROBE:
+                self._observe_contract(result)
+            else:
+                self._observe(result)
 
     def _observe(self, r: ProbeResult) -> None:
         state = self._models.get((r.target, r.model))
@@ -201,13 +212,19 @@ class Exporter(MetricSet):
             (job.success or self._set(job, "success", self.success, key)).set(1 if r.success else 0)
             child = job.http_status or self._set(job, "http_status", self.http_status, key)
             child.set(r.http_status or 0)
-            if r.outcome is Outcome.OK and r.duration_s is not None:
+            if r.outcome is Outcome.OK and r.probe == STREAM_PROBE:
+                self._observe_stream(r, state)  # its own latency figures (stream_signals)
+            elif r.outcome is Outcome.OK and r.duration_s is not None:
                 # The report's latency population (monitor.store.aggregate): ok
                 # answers with a duration. A 500 answered in 60 ms is no latency.
                 child = job.duration or self._set(job, "duration", self.duration, key)
                 child.observe(r.duration_s)
                 self._observe_phases(r)
 
+        if r.probe == STREAM_PROBE and r.response_model is not None:
+            # The substitution pair is the chat answers' (its contract); a stream's
+            # answered model stays on its row and in probe --json.
+            r = r.replace(response_model=None)
         self._observe_usage(r, state)
         if r.model_ids is not None:
             self._observe_catalog(r.target, r.model_ids)
@@ -233,29 +250,6 @@ class Exporter(MetricSet):
         child = self._child(metric, key, holder.values)
         setattr(holder, attr, child)
         return child
-
-    def _observe_usage(self, r: ProbeResult, state: ModelChildren) -> None:
-        key = state.values
-        for i, count in enumerate((r.prompt_tokens, r.completion_tokens)):
-            if count is not None and count >= 0:
-                tokens = state.tokens
-                if tokens is None:  # both types appear together, at 0
-                    tokens = state.tokens = (
-                        self._child(self.tokens, key, (*key, "input")),
-                        self._child(self.tokens, key, (*key, "output")),
-                    )
-                tokens[i].inc(count)
-        if r.cost_usd is not None and r.cost_usd >= 0:
-            (state.cost or self._set(state, "cost", self.cost, key)).inc(float(r.cost_usd))
-        if r.ratelimit_limit is not None:
-            child = state.rl_limit or self._set(state, "rl_limit", self.rl_limit, key)
-            child.set(r.ratelimit_limit)
-        if r.ratelimit_remaining is not None:
-            child = state.rl_remaining or self._set(state, "rl_remaining", self.rl_remaining, key)
-            child.set(r.ratelimit_remaining)
-        if r.retry_after_s is not None:
-            child = state.retry_after or self._set(state, "retry_after", self.retry_after, key)
-            child.set(r.retry_after_s)
 
     def _observe_catalog(self, target: str, model_ids: tuple[str, ...]) -> None:
         """Set ``listed`` where it changed (a model in ``_listed`` is at 1 already)."""
@@ -298,6 +292,8 @@ class Exporter(MetricSet):
             self._exposition.mark(state.values)
 
     def set_interval(self, target: str, probe: str, model: str, seconds: float) -> None:
+        if probe == CONTRACT_PROBE:  # a check has no job series (see _observe_contract)
+            return
         with self._lock:
             job = self._job(target, probe, model)
             if job is not None:
@@ -349,12 +345,14 @@ class Exporter(MetricSet):
                 self.over_limit,
                 self.catalog_flaps,
                 self.catalog_invalid,
+                self.rl_invalid,
             ):
                 metric.remove(target)
             for change in CATALOG_CHANGES:
                 self.catalog_changes.remove(target, change)
             self._slots.drop(target)
             self._listed.pop(target, None)
+            self._forget_contract(target)
 
     def bind_writer(self, stats: Callable[[], WriterStats]) -> None:
         """Export the writer's health; ``stats()`` is called at every scrape."""

@@ -43,11 +43,18 @@ PHASE_BUCKETS = (0.0025, 0.005, *DURATION_BUCKETS)
 # The phases with a distribution: connect is connect + tls (set-up of a new
 # connection, 0 on a reused one), processing is request sent to first byte.
 HISTOGRAM_PHASES = ("connect", "processing")
+# Streams (opt-in, monitor.probes.stream): OpenTelemetry GenAI's client metrics
+# gen_ai.client.operation.time_to_first_chunk and .time_per_output_chunk, with
+# modest layouts (16 and 15 series a model): a gateway's first chunk takes
+# 50 ms to seconds, its chunks come every few ms to a few hundred.
+STREAM_TTFC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 7.5, 10.0, 20.0)
+STREAM_CHUNK_BUCKETS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 CATALOG_CHANGES = ("added", "removed")
 
 _JOB = ("target", "probe", "model")
 _TM = ("target", "model")
+_TMK = (*_TM, "kind")
 LOCATION_LABEL = "location"  # on every series; see the module docstring
 
 
@@ -131,12 +138,64 @@ class MetricSet:
         self.unpriced = gauge(
             "nexomon_model_unpriced", "1 when tokens were spent on a model with no price.", _TM
         )
-        self.rl_limit = gauge("nexomon_ratelimit_limit", "Last x-ratelimit-limit value.", _TM)
+        # kind: "requests" (NexoRouter's unsuffixed headers) or "tokens", from
+        # whichever header family the gateway sends (monitor.gateway.ratelimit).
+        self.rl_limit = gauge(
+            "nexomon_ratelimit_limit", "Last rate-limit quota announced, by kind.", _TMK
+        )
         self.rl_remaining = gauge(
-            "nexomon_ratelimit_remaining", "Last x-ratelimit-remaining value.", _TM
+            "nexomon_ratelimit_remaining", "Last rate-limit remaining count, by kind.", _TMK
+        )
+        self.rl_reset = gauge(
+            "nexomon_ratelimit_reset_seconds",
+            "Seconds to the rate-limit window's reset, as announced by the last answer, by kind.",
+            _TMK,
+        )
+        self.rl_invalid = counter(
+            "nexomon_ratelimit_invalid_headers_total",
+            "Rate-limit header values that did not parse (ignored, the probe unaffected).",
+            ("target",),
+        )
+        self.substituted = gauge(
+            "nexomon_model_substituted",
+            "1 when the last chat answer named another model than the one asked for, else 0.",
+            _TM,
+        )
+        self.contract_check = gauge(
+            "nexomon_contract_check",
+            "1 when the last run of a documented-contract check passed, else 0.",
+            ("target", "check"),
+        )
+        self.substitutions = counter(
+            "nexomon_model_substitutions_total",
+            "Chat answers that named another model than the one asked for.",
+            _TM,
         )
         self.retry_after = gauge(
             "nexomon_ratelimit_retry_after_seconds", "Last retry-after, in seconds.", _TM
+        )
+        # Only stream jobs feed these three (monitor.exporter.stream_signals): a
+        # daemon without stream_interval exports none of them.
+        self.stream_ttfc = Histogram(
+            "nexomon_stream_time_to_first_chunk_seconds",
+            "Ok streams: request sent to the first output chunk (OTel GenAI time to first chunk).",
+            _TM,
+            buckets=STREAM_TTFC_BUCKETS,
+            registry=inner,
+        )
+        self._labelnames[self.stream_ttfc] = _TM
+        self.stream_chunk = Histogram(
+            "nexomon_stream_time_per_output_chunk_seconds",
+            "Ok streams: gap between consecutive output chunks (OTel GenAI time per output chunk).",
+            _TM,
+            buckets=STREAM_CHUNK_BUCKETS,
+            registry=inner,
+        )
+        self._labelnames[self.stream_chunk] = _TM
+        self.stream_rate = gauge(
+            "nexomon_stream_output_tokens_per_second",
+            "Last ok stream: output tokens per second after the first one.",
+            _TM,
         )
         self.budget_spent = gauge("nexomon_budget_spent_usd", "Today's probe spend (UTC day).")
         self.budget_limit = gauge(

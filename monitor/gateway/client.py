@@ -23,6 +23,21 @@ Contract:
 * The API key goes only into the Authorization header. It is removed from
   ``failure_detail``, from the whitelisted header values and from the body
   before it is parsed (a gateway may echo a bad key in its error message).
+* ``tls`` is the monitor.http.tlsinfo.TlsInfo (leaf notAfter, TLS version)
+  of the connection that served the last ``list_models()`` answer whose
+  headers arrived over TLS: read from that connection's ssl object, so no
+  extra connection is made; None before one, for http, and behind a
+  transport that does not expose ``network_stream``. A failed exchange
+  leaves the last one. Chat exchanges never read it (no per-request cost).
+* ``stream_chat()`` asks for ``stream: true``: a 2xx ``text/event-stream``
+  body is handed to its ``StreamSink`` as it arrives (decoded, each piece
+  with its arrival time: the socket read's kernel stamp where the
+  transport exposes one, ``received_at``, else the time of the read) and
+  is not kept in the Exchange (``body`` None, no ``parse_error``). The cap
+  and the timeout bound it as any body: a stalled stream is a
+  ``"timeout"``. Any other answer (an error status, a JSON body) is read
+  and parsed as usual. ``parse_json`` gives the sink the cleaning the
+  client applies to bodies (key removed, ``clean_json``).
 * Every string of an Exchange that came from the gateway has passed
   monitor.untrusted.clean: valid UTF-8 and free of the key in any encoding
   (a JSON ``\\/`` or ``\\u`` escape, percent-encoding...); the parsed body's
@@ -34,7 +49,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -42,7 +57,8 @@ from typing import Any
 import httpx
 
 from monitor import __version__
-from monitor.gateway.decoding import ACCEPT_ENCODING, CappedDecoder, DecodingFailed, TooLarge
+from monitor.gateway.body import EVENT_STREAM, Received, StreamSink, parse_body, read_body
+from monitor.gateway.decoding import ACCEPT_ENCODING, DecodingFailed, TooLarge
 from monitor.gateway.exchange import (
     FAILURE_CONNECTION,
     FAILURE_DECODING,
@@ -51,25 +67,13 @@ from monitor.gateway.exchange import (
     Exchange,
     connection_detail,
 )
-from monitor.gateway.headers import REDACTED, GatewayHeaders, one_line, read_headers
-from monitor.http.timing import BODY_END, HEADERS, SENT, PhaseClock
+from monitor.gateway.headers import GatewayHeaders, one_line, read_headers
+from monitor.http.timing import HEADERS, SENT, PhaseClock
+from monitor.http.tlsinfo import TlsInfo, response_tls
 from monitor.http.transport import Http11Transport
 from monitor.results import Phases
-from monitor.untrusted import clean_json
 
 USER_AGENT = f"nexomon/{__version__}"
-
-
-@dataclass(slots=True)
-class _Received:
-    """What arrived before the exchange ended, however it ended.
-
-    ``headers`` holds only the headers nexomon reads (see headers.read_headers).
-    """
-
-    status: int | None = None
-    headers: dict[str, str] | None = None
-    body: bytearray = field(default_factory=bytearray)
 
 
 def _checked_host(base_url: str) -> str:
@@ -151,13 +155,14 @@ class GatewayClient:
         self._has_cookies = False  # the gateway ever set one
         self._timeouts = httpx.Timeout(timeout).as_dict()
         self._templates: dict[tuple[str, str], httpx.Request] = {}
+        self.tls: TlsInfo | None = None  # see the module docstring
 
     def __repr__(self) -> str:
         return f"GatewayClient({self._base_url!r}, timeout={self._timeout})"
 
     async def list_models(self) -> Exchange:
         """GET {base_url}/models."""
-        return await self._exchange("GET", "/models", None)
+        return await self._exchange("GET", "/models", None, read_tls=True)
 
     async def chat(self, model: str, prompt: str, max_tokens: int) -> Exchange:
         """POST {base_url}/chat/completions: one non-streaming user message."""
@@ -167,6 +172,37 @@ class GatewayClient:
             "max_tokens": max_tokens,
         }
         return await self._exchange("POST", "/chat/completions", payload)
+
+    async def stream_chat(
+        self, model: str, prompt: str, max_tokens: int, sink: StreamSink
+    ) -> Exchange:
+        """POST {base_url}/chat/completions with ``stream: true`` and usage asked for;
+        a 2xx event stream goes to ``sink`` (see the module docstring)."""
+        payload = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        accept = {"accept": f"{EVENT_STREAM}, application/json"}
+        return await self._exchange("POST", "/chat/completions", payload, headers=accept, sink=sink)
+
+    def parse_json(self, raw: bytes) -> tuple[Any, str | None]:
+        """One JSON document of a streamed body, cleaned as bodies are: (value, None)
+        or (None, what is wrong)."""
+        return parse_body(raw, "application/json", self._api_key)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        headers: Mapping[str, str | None] | None = None,
+    ) -> Exchange:
+        """Any other call (the contract checks): ``headers`` change this request's
+        defaults (a None value removes one, e.g. Authorization from a CORS preflight)."""
+        return await self._exchange(method, path, payload, headers=headers)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -182,15 +218,24 @@ class GatewayClient:
     ) -> None:
         await self.aclose()
 
-    async def _exchange(self, method: str, path: str, payload: Any) -> Exchange:
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        payload: Any,
+        *,
+        read_tls: bool = False,
+        headers: Mapping[str, str | None] | None = None,
+        sink: StreamSink | None = None,
+    ) -> Exchange:
         started_at = datetime.now(UTC)
         clock = PhaseClock()
-        got = _Received()
+        got = Received(read_tls=read_tls, sink=sink)
         failure: str | None = None
         detail: str | None = None
         try:
             async with asyncio.timeout(self._timeout):
-                await self._send(method, path, payload, clock, got)
+                await self._send(method, path, payload, clock, got, headers)
         except (TimeoutError, httpx.TimeoutException):
             failure = FAILURE_TIMEOUT
             detail = f"timed out after {self._timeout:g}s {clock.stage()}"
@@ -207,17 +252,27 @@ class GatewayClient:
             failure = FAILURE_CONNECTION
             detail = connection_detail(exc, clock, self._host)
         stop = time.perf_counter()
+        if got.tls is not None:
+            self.tls = got.tls
         phases, duration = clock.phases(stop)
         return self._build(method, path, started_at, got, failure, detail, phases, duration)
 
     async def _send(
-        self, method: str, path: str, payload: Any, clock: PhaseClock, got: _Received
+        self,
+        method: str,
+        path: str,
+        payload: Any,
+        clock: PhaseClock,
+        got: Received,
+        headers: Mapping[str, str | None] | None = None,
     ) -> None:
-        request = self._request(method, path, payload, clock)
+        request = self._request(method, path, payload, clock, headers)
         clock.mark(SENT)
         response = await self._transport.handle_async_request(request)
         try:
             clock.mark(HEADERS)
+            if got.read_tls:
+                got.tls = response_tls(response)
             got.status, got.headers = response.status_code, read_headers(response.headers)
             if "set-cookie" in response.headers:
                 self._cookies.extract_cookies(response)
@@ -225,27 +280,20 @@ class GatewayClient:
             declared = got.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self._max_body_bytes:
                 raise TooLarge
-            # The raw stream, without httpx's decoder and chunker layers: an
-            # identity body is its bytes; an encoded one is inflated here in
-            # capped slices (monitor.gateway.decoding), because httpx inflates
-            # each chunk whole before its size can be checked.
-            encodings = response.headers.get_list("content-encoding")
-            decoder = CappedDecoder(encodings, self._max_body_bytes) if encodings else None
-            received = 0  # raw bytes: the cap bounds them too, whatever they decode to
-            async for chunk in response.stream:  # type: ignore[union-attr]
-                received += len(chunk)
-                if received > self._max_body_bytes:
-                    raise TooLarge
-                got.body += chunk if decoder is None else decoder.feed(chunk)
-            if decoder is not None:
-                got.body += decoder.finish()
-            clock.mark(BODY_END)
+            await read_body(response, got, self._max_body_bytes, clock)
         finally:
             # Closing a half-read response drops the connection instead of
             # returning it to the pool, which is what a capped body needs.
             await response.aclose()
 
-    def _request(self, method: str, path: str, payload: Any, clock: PhaseClock) -> httpx.Request:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        payload: Any,
+        clock: PhaseClock,
+        changes: Mapping[str, str | None] | None = None,
+    ) -> httpx.Request:
         """The request httpx's client would build: same URL, headers, body, timeouts.
 
         No redirects are followed and no auth flow runs (there is none to
@@ -263,6 +311,11 @@ class GatewayClient:
             )
             self._templates[(method, path)] = template
         headers = httpx.Headers(template.headers)
+        for name, value in (changes or {}).items():
+            if value is None:
+                headers.pop(name, None)
+            else:
+                headers[name] = value
         if payload is None:
             body = b""
         else:
@@ -288,7 +341,7 @@ class GatewayClient:
         method: str,
         path: str,
         started_at: datetime,
-        got: _Received,
+        got: Received,
         failure: str | None,
         detail: str | None,
         phases: Phases,
@@ -300,8 +353,8 @@ class GatewayClient:
             content_type = one_line(got.headers["content-type"].split(";")[0], 80, self._api_key)
         body: Any = None
         parse_error: str | None = None
-        if failure is None and got.status is not None:
-            body, parse_error = self._parse_body(bytes(got.body), content_type)
+        if failure is None and got.status is not None and not got.streamed:
+            body, parse_error = parse_body(bytes(got.body), content_type, self._api_key)
         return Exchange(
             method=method,
             path=path,
@@ -312,43 +365,11 @@ class GatewayClient:
             failure=failure,
             failure_detail=None if detail is None else one_line(detail, 200, self._api_key),
             request_id=headers.request_id,
-            ratelimit_limit=headers.ratelimit_limit,
-            ratelimit_remaining=headers.ratelimit_remaining,
+            ratelimits=headers.ratelimits,
+            cors=headers.cors,
             retry_after_s=headers.retry_after_s,
             phases=phases,
             duration_s=duration,
             body_bytes=len(got.body),
             content_type=content_type or None,
         )
-
-    def _parse_body(self, raw: bytes, content_type: str | None) -> tuple[Any, str | None]:
-        if not raw.strip():
-            return None, "empty body"
-        if self._api_key:
-            raw = raw.replace(self._api_key.encode(), REDACTED.encode())
-        try:
-            body = json.loads(raw)
-        except RecursionError:
-            return None, "malformed JSON: nested too deeply"
-        except (ValueError, UnicodeDecodeError) as exc:
-            if content_type is None or "json" not in content_type:
-                return None, f"body is not JSON ({content_type or 'no content-type'})"
-            return None, one_line(f"malformed JSON: {exc}", 160)
-        # The byte replace above misses an escaped echo of the key ("\/",
-        # "\u0073", "%2F") and json.loads lets lone surrogates through. Both
-        # need a backslash, "%", "&" or non-ASCII bytes (UTF-16/32 has NULs),
-        # so a plain ASCII body, the usual one, skips the walk over its strings.
-        if not _plain(raw):
-            body = clean_json(body, self._api_key)
-        return body, None
-
-
-def _plain(raw: bytes) -> bool:
-    """No string parsed from ``raw`` can hold an escaped key or a lone surrogate."""
-    return (
-        raw.isascii()
-        and b"\\" not in raw
-        and b"%" not in raw
-        and b"&" not in raw
-        and b"\x00" not in raw
-    )

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from monitor.gateway.ratelimit import RateLimits
 from monitor.http.timing import PhaseClock
 from monitor.results import Phases
 
@@ -33,9 +34,10 @@ class Exchange:
     parsed JSON (None when there was no body or it was not JSON, then
     ``parse_error`` says why). ``failure`` is the transport failure kind or
     None; ``failure_detail`` is a short, redacted, single line.
-    ``duration_s`` is gateway latency, from connect start (or request-headers
-    start on a reused connection) to the body end, without pool wait; None
-    when the request never got a connection.
+    ``ratelimits`` holds every rate-limit header family's figures (see
+    monitor.gateway.ratelimit). ``duration_s`` is gateway latency, from
+    connect start (or request-headers start on a reused connection) to the
+    body end, without pool wait; None when the request never got a connection.
     """
 
     method: str
@@ -47,8 +49,8 @@ class Exchange:
     failure: str | None = None
     failure_detail: str | None = None
     request_id: str | None = None
-    ratelimit_limit: int | None = None
-    ratelimit_remaining: int | None = None
+    ratelimits: RateLimits = RateLimits()  # noqa: RUF009 - frozen, shared safely
+    cors: tuple[tuple[str, str], ...] = ()  # (access-control-* name, value), clean
     retry_after_s: float | None = None
     phases: Phases = field(default_factory=Phases)
     duration_s: float | None = None

@@ -1,8 +1,9 @@
 """The whitelisted response headers, parsed defensively, and text hygiene.
 
-Only these headers are read from a gateway answer (NexoRouter exposes them
-through CORS): ``x-request-id``, ``x-ratelimit-limit``,
-``x-ratelimit-remaining`` and ``retry-after``. Every value comes from an
+Only these headers are read from a gateway answer: ``x-request-id``,
+``retry-after``, the body's ``content-*``, the rate-limit headers of every
+common family (``monitor.gateway.ratelimit.HEADER_NAMES``) and the CORS
+``access-control-*`` answers (``CORS_HEADERS``). Every value comes from an
 untrusted server: a malformed one becomes None, never an exception, and
 text passes monitor.untrusted.clean (valid, no API key in any encoding) and
 is cut to one short, printable line.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,16 +21,15 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from monitor.gateway.ratelimit import HEADER_NAMES, RateLimits, parse_count, read_ratelimits
 from monitor.untrusted import REDACTED, UNBOUNDED, clean
 
-__all__ = ["REDACTED", "GatewayHeaders", "one_line", "read_headers"]
+__all__ = ["REDACTED", "GatewayHeaders", "one_line", "parse_count", "read_headers"]
 
 # C0, DEL, C1, the line/paragraph separators and the bidi controls: what
 # monitor.untrusted.escape_controls would show as escapes becomes a space here.
 _NOT_PRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _SPACES = re.compile(r"\s+")
-# BIGINT, the column of the x-ratelimit-* values: anything larger is not a count.
-_MAX_COUNT = 2**63 - 1
 
 
 def one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
@@ -44,18 +45,6 @@ def one_line(text: str, limit: int = 200, secret: str | None = None) -> str:
     if len(text) > limit:
         text = text[: max(0, limit - 1)].rstrip() + "…"
     return text
-
-
-def parse_count(value: str | None) -> int | None:
-    """A non-negative integer header value (``x-ratelimit-*``) that fits a BIGINT, else None."""
-    if value is None:
-        return None
-    value = value.strip()
-    # The length check first: int() refuses over 4,300 digits with an exception.
-    if not value.isascii() or not value.isdigit() or len(value) > 19:
-        return None
-    count = int(value)
-    return count if count <= _MAX_COUNT else None
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -93,23 +82,41 @@ class GatewayHeaders:
     """The whitelisted headers of one answer, parsed."""
 
     request_id: str | None = None
-    ratelimit_limit: int | None = None
-    ratelimit_remaining: int | None = None
+    ratelimits: RateLimits = RateLimits()  # noqa: RUF009 - frozen, shared safely
     retry_after_s: float | None = None
+    # The CORS response headers (access-control-*), one clean line each: only
+    # the contract checks read them (monitor.probes.contract).
+    cors: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def parse(cls, headers: Mapping[str, str], secret: str | None = None) -> GatewayHeaders:
-        """Parse from a case-insensitive mapping (httpx.Headers)."""
+    def parse(
+        cls, headers: Mapping[str, str], secret: str | None = None, now_epoch: float | None = None
+    ) -> GatewayHeaders:
+        """Parse from a mapping with lower-case names (``read_headers``' result).
+
+        ``now_epoch`` (wall time, default now) turns epoch resets into seconds from now.
+        """
         raw_id = headers.get("x-request-id")
         request_id = one_line(raw_id, 128, secret) if raw_id else None
+        now = time.time() if now_epoch is None else now_epoch
+        cors = tuple(
+            (name, one_line(headers[name], 512, secret)) for name in CORS_HEADERS if name in headers
+        )
         return cls(
             request_id=request_id or None,
-            ratelimit_limit=parse_count(headers.get("x-ratelimit-limit")),
-            ratelimit_remaining=parse_count(headers.get("x-ratelimit-remaining")),
+            ratelimits=read_ratelimits(headers, now),
             retry_after_s=parse_retry_after(headers.get("retry-after")),
+            cors=cors,
         )
 
 
+# CORS answers, read for the contract checks (monitor.probes.contract).
+CORS_HEADERS = (
+    "access-control-allow-origin",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-expose-headers",
+)
 # The only response headers nexomon reads (GatewayHeaders, body handling).
 _READ_HEADERS = frozenset(
     {
@@ -117,9 +124,9 @@ _READ_HEADERS = frozenset(
         b"content-length",
         b"content-encoding",
         b"x-request-id",
-        b"x-ratelimit-limit",
-        b"x-ratelimit-remaining",
         b"retry-after",
+        *(name.encode("ascii") for name in HEADER_NAMES),
+        *(name.encode("ascii") for name in CORS_HEADERS),
     }
 )
 

@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from monitor.gateway.headers import parse_count
-
 Kind = Literal["requests", "tokens"]
 KINDS: tuple[Kind, ...] = ("requests", "tokens")
 
@@ -42,6 +40,8 @@ _MAX_RESET_S = 366 * 86400.0  # a reset further away than a year is not a rate-l
 _EPOCH_S = 10**9  # 2001-09-09 as an epoch: smaller values are seconds from now
 _EPOCH_MS = 10**12  # larger values are epoch milliseconds
 _MAX_VALUE_LEN = 256  # longer values are not rate-limit headers; not parsed at all
+# BIGINT, the column of the counts: anything larger is not a count.
+_MAX_COUNT = 2**63 - 1
 
 # Every header name read here, lower-case (monitor.gateway.headers whitelists them).
 HEADER_NAMES = frozenset(
@@ -90,6 +90,32 @@ class RateLimits:
 
     def window(self, kind: Kind) -> Window:
         return self.requests if kind == "requests" else self.tokens
+
+    def result_fields(self) -> dict[str, int | float | None]:
+        """The ProbeResult fields (and ``probe_results`` columns): the requests kind
+        unsuffixed (``ratelimit_limit`` keeps its meaning), the tokens kind ``_tokens``."""
+        req, tok = self.requests, self.tokens
+        return {
+            "ratelimit_limit": req.limit,
+            "ratelimit_remaining": req.remaining,
+            "ratelimit_reset_s": req.reset_s,
+            "ratelimit_limit_tokens": tok.limit,
+            "ratelimit_remaining_tokens": tok.remaining,
+            "ratelimit_reset_tokens_s": tok.reset_s,
+            "ratelimit_invalid": self.invalid,
+        }
+
+
+def parse_count(value: str | None) -> int | None:
+    """A non-negative integer header value that fits a BIGINT, else None."""
+    if value is None:
+        return None
+    value = value.strip()
+    # The length check first: int() refuses over 4,300 digits with an exception.
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        return None
+    count = int(value)
+    return count if count <= _MAX_COUNT else None
 
 
 def _seconds(value: float) -> float | None:

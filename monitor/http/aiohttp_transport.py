@@ -14,6 +14,8 @@ Contract:
   body, no redirects followed (httpx's client decides that), no cookies
   kept here (httpx's client keeps them). Bodies come back raw and are
   decoded by httpx, so a broken Content-Encoding is an httpx.DecodingError.
+  The ``network_stream`` extension (monitor.http.tlsinfo.StreamInfo)
+  answers ``get_extra_info("ssl_object")`` as httpcore's does.
 * Phase events go to the request's ``"trace"`` extension, an async callable
   ``trace(name, info)`` like httpcore's, with httpcore's event names where
   the step is the same (see monitor.http.timing): ``connection.resolve.*``
@@ -60,6 +62,7 @@ import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 import httpx
@@ -68,6 +71,7 @@ from monitor.http.aiohttp_trace import StampedHandler, Stamps, backdated, trace_
 from monitor.http.proxy import NO_PROXY, EnvProxy, env_proxy
 from monitor.http.rxstamp import SocketRegistry
 from monitor.http.timing import NO_INFO, TraceFn
+from monitor.http.tlsinfo import StreamInfo
 
 _CHUNK = 1 << 16
 
@@ -142,6 +146,21 @@ class _Body(httpx.AsyncByteStream):
             response.release()  # fully read: the connection goes back to the pool
         else:
             response.close()  # half read (capped, timed out): never reuse it
+
+
+def _transport_of(response: aiohttp.ClientResponse) -> Any:
+    """The asyncio transport that carried ``response``, for its ``network_stream``.
+
+    Its connection while the response holds it; aiohttp hands a connection
+    back to the pool as soon as a short body is in (often before the response
+    is returned), and then only the protocol it was read with (private,
+    hence getattr: a later aiohttp without it gives None, not an error) still
+    names it.
+    """
+    connection = response.connection
+    if connection is not None:
+        return connection.transport
+    return getattr(getattr(response, "_protocol", None), "transport", None)
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -253,6 +272,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             extensions={
                 "http_version": b"HTTP/1.1",
                 "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+                "network_stream": StreamInfo(_transport_of(response)),
             },
         )
 

@@ -106,6 +106,11 @@ class Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.done and self._keep and self.error is None and not self.closed
 
+    @property
+    def read_at(self) -> float | None:
+        """Arrival stamp of the newest socket read of this exchange (see ``_stamp``)."""
+        return self._now or None
+
     def take(self) -> bytes:
         """Up to 64 KiB of the body bytes read and not yet taken (b"" if none)."""
         chunks = self._chunks

@@ -100,6 +100,12 @@ class PhaseClock:
     def has(self, event: str) -> bool:
         return event in self._marks
 
+    def request_sent_at(self) -> float | None:
+        """When the request began going out: its first write (traced), else the
+        client's mark just before sending; None before either."""
+        marks = self._marks
+        return marks.get("send_request_headers.started", marks.get(SENT))
+
     @property
     def traced(self) -> bool:
         """True when the transport emitted trace events (ours or httpcore)."""

@@ -11,7 +11,9 @@ monitor.http.aiohttp_transport.AiohttpTransport (same constructor, same contract
   value that h11 would refuse raises httpx.LocalProtocolError before any
   byte is written (monitor.http.request). Bodies come back raw through an
   httpx.AsyncByteStream: Content-Length, chunked, or until EOF; the reason
-  phrase as sent is the ``reason_phrase`` extension, as httpcore sets it.
+  phrase as sent is the ``reason_phrase`` extension, as httpcore sets it;
+  ``network_stream`` (monitor.http.tlsinfo.StreamInfo) answers
+  ``get_extra_info("ssl_object")`` with the connection's TLS object, as httpcore's does.
 * Trace events (the request's ``"trace"`` extension, see monitor.http.timing):
   ``transport.measures_resolve`` first; on a new connection
   ``connection.connect_tcp.started``, ``connection.resolve.started`` /
@@ -63,6 +65,7 @@ from monitor.http.proxy import env_proxy
 from monitor.http.request import RequestEncoder, check_request
 from monitor.http.rxstamp import StampedSocket
 from monitor.http.timing import NO_INFO, TraceFn
+from monitor.http.tlsinfo import StreamInfo
 
 _NO_TIMEOUTS: dict[str, float | None] = {}
 _PORTS = {"http": 80, "https": 443}
@@ -103,6 +106,13 @@ class _Body(httpx.AsyncByteStream):
         self._finished = True
         if self._trace is not None:
             await self._trace("http11.receive_response_body.complete", {"at": conn.body_at})
+
+    @property
+    def received_at(self) -> float | None:
+        """Arrival stamp (perf_counter) of the newest socket read behind the bytes
+        yielded so far; a streamed body's consumer times its pieces with it."""
+        conn = self._conn
+        return None if conn is None else conn.read_at
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
@@ -204,7 +214,12 @@ class Http11Transport(httpx.AsyncBaseTransport):
             headers=conn.headers,
             stream=_Body(pool, conn, trace),
             request=request,
-            extensions={"http_version": conn.version, "reason_phrase": conn.reason},
+            extensions={
+                "http_version": conn.version,
+                "reason_phrase": conn.reason,
+                # httpcore's name: get_extra_info("ssl_object") for the TLS facts.
+                "network_stream": StreamInfo(conn.transport),
+            },
         )
 
     async def _connect(

@@ -5,9 +5,14 @@ The kind name is the module name, the config key and the ``probe`` label.
 
 from __future__ import annotations
 
-from monitor.probes import chat, models
+from monitor.probes import chat, contract, models, stream
 from monitor.probes.base import ProbeContext, ProbeFn, ProbeTarget
 
-PROBES: dict[str, ProbeFn] = {"models": models.probe, "chat": chat.probe}
+PROBES: dict[str, ProbeFn] = {
+    "models": models.probe,
+    "chat": chat.probe,
+    "contract": contract.probe,
+    "stream": stream.probe,  # opt-in: stream_interval
+}
 
 __all__ = ["PROBES", "ProbeContext", "ProbeFn", "ProbeTarget"]

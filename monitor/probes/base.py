@@ -76,8 +76,7 @@ def exchange_result(
         phases=exchange.phases,
         request_id=exchange.request_id,
         error=error,
-        ratelimit_limit=exchange.ratelimit_limit,
-        ratelimit_remaining=exchange.ratelimit_remaining,
         retry_after_s=exchange.retry_after_s,
+        **exchange.ratelimits.result_fields(),
         **fields,
     )

@@ -12,6 +12,9 @@ when another part of the answer is wrong: the tokens were spent.
 The strings kept from the body (``model`` as ``response_model``,
 ``finish_reason``) are taken out through ``_text``: valid, bounded to their
 column, one line, free of the API key (the client already cleaned the body).
+An answer naming another model than the one asked for (not a dated or
+provider-prefixed form of it: monitor.gateway.substitution) sets
+``substituted_by``; it stays an ``ok`` probe, the gateway did answer.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 from typing import Any
 
 from monitor.gateway.headers import one_line
+from monitor.gateway.substitution import substitution
 from monitor.probes.base import ProbeContext, exchange_result
 from monitor.results import ProbeResult
 
@@ -86,7 +90,9 @@ async def probe(ctx: ProbeContext, model: str) -> ProbeResult:
     body = exchange.body
     fields: dict[str, Any] = {}
     if exchange.ok_status and isinstance(body, dict):
-        fields["response_model"] = _text(body.get("model"), 255)
+        answered = fields["response_model"] = _text(body.get("model"), 255)
+        if answered is not None and substitution(model, answered):
+            fields["substituted_by"] = answered
         choices = body.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             fields["finish_reason"] = _text(choices[0].get("finish_reason"), 64)

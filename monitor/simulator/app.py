@@ -15,6 +15,11 @@ model's latency. Every response carries ``x-request-id`` and the CORS
 headers; chat answers past the bucket carry ``x-ratelimit-limit`` and
 ``x-ratelimit-remaining``. Raw ASGI, because faults need byte-level control
 of the stream (partial bodies, drips, aborted connections).
+
+``stream: true`` is refused (400) for a model without a ``stream`` spec and
+served as SSE for one with it (monitor.simulator.stream, after the same
+checks and draw; faults that do not act on a stream answer as for a plain
+chat). The stream-only fault kinds leave a plain chat answer untouched.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from monitor.simulator import faults, payloads
+from monitor.simulator import faults, payloads, stream
 from monitor.simulator.faults import Headers, Receive, Send, send_error, send_response
 from monitor.simulator.payloads import RequestError
 from monitor.simulator.ratelimit import RateLimiter, format_retry_after
-from monitor.simulator.scenario import Fault, Latency, ModelSpec, Scenario
+from monitor.simulator.ratelimit_headers import ratelimit_headers
+from monitor.simulator.scenario import STREAM_ONLY_FAULTS, Fault, Latency, ModelSpec, Scenario
 from monitor.simulator.stats import SimStats
 
 MODELS_PATH = "/v1/models"
@@ -83,8 +89,13 @@ class Simulator:
             return
         method, path = scope["method"], scope["path"]
         request_id = f"req_{uuid.uuid4().hex}"
-        headers: Headers = [(b"x-request-id", request_id.encode()), *CORS]
+        breaks = self.scenario.contract_breaks
+        cors = CORS[:1] if "cors_expose_headers" in breaks else CORS
+        headers: Headers = [(b"x-request-id", request_id.encode()), *cors]
         if method == "OPTIONS":
+            if "cors_preflight" in breaks:  # no CORS at all: 405, as a plain server says
+                await send_error(send, 405, [headers[0]], "Method OPTIONS not allowed", "method")
+                return
             await _preflight(scope, send, headers)
             return
         if path.startswith("/_sim/"):
@@ -115,6 +126,8 @@ class Simulator:
                 await self._chat(key, send, receive, headers, log, agent)
         except RequestError as exc:
             log(exc.status)
+            if "request_id" in breaks:  # error answers without x-request-id
+                headers = headers[1:]
             if exc.status == 401:
                 headers = [*headers, (b"www-authenticate", b"Bearer")]
             await send_response(send, exc.status, headers, payloads.dumps(exc.body))
@@ -148,7 +161,8 @@ class Simulator:
         self, send: Send, receive: Receive, headers: Headers, log: _Log, agent: str
     ) -> None:
         fault = self._draw(0.0, self.scenario.models_faults, agent)
-        payload = payloads.models_body(self.listed_models())
+        broken = "models_shape" in self.scenario.contract_breaks
+        payload = payloads.models_body(self.listed_models(), broken)
         await self._answer(
             fault, self.scenario.models_latency, payload, send, receive, headers, log
         )
@@ -156,7 +170,7 @@ class Simulator:
     async def _chat(
         self, key: str, send: Send, receive: Receive, headers: Headers, log: _Log, agent: str
     ) -> None:
-        request = payloads.parse_chat(await _read_body(receive))
+        request = payloads.parse_chat(await _read_body(receive), self.scenario.contract_breaks)
         log.model = request.model
         spec = self.scenario.model(request.model)
         if spec is None or not spec.listed_at(self.uptime_s()):
@@ -166,11 +180,13 @@ class Simulator:
                 code="model_not_found",
                 param="model",
             )
+        if request.stream and spec.stream is None:
+            raise payloads.no_streaming()
         decision = self.limiter.take(key, spec.id, spec.ratelimit)
+        family = spec.ratelimit_headers or self.scenario.ratelimit_headers
         headers = [
             *headers,
-            (b"x-ratelimit-limit", str(decision.limit).encode()),
-            (b"x-ratelimit-remaining", str(decision.remaining).encode()),
+            *ratelimit_headers(family, decision, spec.ratelimit, self.wall()),
         ]
         if not decision.allowed:
             retry = format_retry_after(
@@ -188,10 +204,30 @@ class Simulator:
             return
         fault = self._draw(spec.error_rate, spec.faults, agent)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        if spec.stream is not None and request.stream:
+            if fault is None or fault.kind in stream.STREAM_FAULTS:
+                log(200, None if fault is None else fault.kind)
+                plan = stream.StreamPlan(
+                    request,
+                    spec.stream,
+                    self.scenario.reply,
+                    completion_id,
+                    int(self.wall()),
+                    spec.answer_as or request.model,
+                )
+                await stream.serve(
+                    plan, fault, self.rng, send=send, receive=receive, headers=headers
+                )
+                return
+            latency = spec.stream.ttft  # the stream's latency, for the faults answered whole
+        else:
+            latency = spec.latency
+            if fault is not None and fault.kind in STREAM_ONLY_FAULTS:
+                fault = None
         payload = payloads.completion_body(
-            request, self.scenario.reply, completion_id, int(self.wall())
+            request, self.scenario.reply, completion_id, int(self.wall()), spec.answer_as
         )
-        await self._answer(fault, spec.latency, payload, send, receive, headers, log)
+        await self._answer(fault, latency, payload, send, receive, headers, log)
 
     def _draw(self, error_rate: float, choices: tuple[Fault, ...], agent: str = "") -> Fault | None:
         """One uniform draw over [error_rate, fault rates..., normal answer].

@@ -53,6 +53,8 @@ FAULT_EFFECTS = {
     "empty_choices": "200, the completion with `choices: []` (chat only)",
     "slow_drip": "the normal body, one byte every `interval_s`",
     "oversized": "200, a valid JSON body of `size_bytes`, streamed in chunks",
+    "stream_stall": "streams only: half the tokens, then silence until the client leaves",
+    "stream_no_done": "streams only: every chunk and usage, then the end without [DONE]",
 }
 
 

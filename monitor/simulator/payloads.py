@@ -3,8 +3,11 @@
 Validation follows NexoRouter's documented rules for ``POST
 /chat/completions``: ``model`` a string, ``messages`` a non-empty list of
 message objects, ``max_tokens`` a positive integer, ``temperature`` 0..2,
-``top_p`` 0..1. A violation is a ``RequestError`` carrying the HTTP status
-and an OpenAI-style ``{"error": {"message", "type", "code", "param"}}``.
+``top_p`` 0..1, ``stream`` a boolean, ``stream_options`` an object whose
+``include_usage`` is a boolean (whether a model streams at all is the
+app's decision: monitor.simulator.streamspec). A violation is a
+``RequestError`` carrying the HTTP status and an OpenAI-style
+``{"error": {"message", "type", "code", "param"}}``.
 Error messages never contain the caller's API key.
 """
 
@@ -46,6 +49,8 @@ class ChatRequest:
     model: str
     messages: list[dict[str, Any]]
     max_tokens: int | None
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage
 
 
 def _bad(param: str, message: str, code: str = "invalid_value") -> RequestError:
@@ -62,8 +67,13 @@ def _number_in(body: dict[str, Any], key: str, high: float) -> None:
         raise _bad(key, f"'{key}' must be between 0 and {high:g}, got {value}")
 
 
-def parse_chat(raw: bytes) -> ChatRequest:
-    """Validate a chat completion body; raises RequestError(400) on the first problem."""
+def parse_chat(raw: bytes, accept: frozenset[str] = frozenset()) -> ChatRequest:
+    """Validate a chat completion body; raises RequestError(400) on the first problem.
+
+    ``accept`` names rules not enforced (a scenario's ``contract_breaks``:
+    ``invalid_temperature``, ``invalid_top_p``, ``invalid_max_tokens``,
+    ``empty_messages``): such a request is answered as if it were valid.
+    """
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -78,7 +88,7 @@ def parse_chat(raw: bytes) -> ChatRequest:
     messages = body.get("messages")
     if messages is None:
         raise _bad("messages", "'messages' is required", "missing_required_parameter")
-    if not isinstance(messages, list) or not messages:
+    if not isinstance(messages, list) or (not messages and "empty_messages" not in accept):
         raise _bad("messages", "'messages' must be a non-empty array")
     for i, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES:
@@ -88,27 +98,50 @@ def parse_chat(raw: bytes) -> ChatRequest:
             raise _bad(f"messages[{i}].content", f"messages[{i}].content must be a string")
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        isinstance(max_tokens, bool)
+        or not isinstance(max_tokens, int)
+        or (max_tokens < 1 and "invalid_max_tokens" not in accept)
     ):
         raise _bad("max_tokens", "'max_tokens' must be a positive integer")
-    _number_in(body, "temperature", 2.0)
-    _number_in(body, "top_p", 1.0)
-    if body.get("stream") is True:
-        raise _bad("stream", "streaming is not supported by this gateway", "unsupported_value")
-    return ChatRequest(model=model, messages=messages, max_tokens=max_tokens)
+    if "invalid_temperature" not in accept:
+        _number_in(body, "temperature", 2.0)
+    if "invalid_top_p" not in accept:
+        _number_in(body, "top_p", 1.0)
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("stream", "'stream' must be a boolean", "invalid_type")
+    options = body.get("stream_options")
+    include_usage = False
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _bad("stream_options", "'stream_options' must be an object", "invalid_type")
+        include_usage = options.get("include_usage", False)
+        if not isinstance(include_usage, bool):
+            raise _bad("stream_options.include_usage", "'include_usage' must be a boolean")
+    return ChatRequest(model, messages, max_tokens, stream, include_usage)
+
+
+def no_streaming() -> RequestError:
+    """The answer to ``stream: true`` for a model that does not stream."""
+    return _bad("stream", "streaming is not supported by this gateway", "unsupported_value")
 
 
 def completion_body(
-    request: ChatRequest, reply: str, completion_id: str, created: int
+    request: ChatRequest,
+    reply: str,
+    completion_id: str,
+    created: int,
+    answer_as: str | None = None,
 ) -> dict[str, Any]:
-    """A well-formed ``chat.completion`` with usage counted by ``tokens``."""
+    """A well-formed ``chat.completion`` with usage counted by ``tokens``; its
+    ``model`` is ``answer_as`` when set (a substitution), else the requested one."""
     content, completion_tokens, finish_reason = tokens.complete(reply, request.max_tokens)
     prompt_tokens = tokens.prompt_tokens(request.messages)
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": request.model,
+        "model": answer_as or request.model,
         "choices": [
             {
                 "index": 0,
@@ -124,11 +157,14 @@ def completion_body(
     }
 
 
-def models_body(models: list[ModelSpec]) -> dict[str, Any]:
+def models_body(models: list[ModelSpec], broken: bool = False) -> dict[str, Any]:
+    """The /models listing; ``broken`` (contract break ``models_shape``) drops every
+    entry's ``"object": "model"``, which nexomon's models probe does not need."""
+    entry_object = {} if broken else {"object": "model"}
     return {
         "object": "list",
         "data": [
-            {"id": m.id, "object": "model", "created": m.created, "owned_by": "nexorouter-sim"}
+            {"id": m.id, **entry_object, "created": m.created, "owned_by": "nexorouter-sim"}
             for m in models
         ],
     }

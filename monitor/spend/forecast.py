@@ -4,7 +4,9 @@
 
 Assumptions (stated in the output's contract, not hidden):
 
-* runs per day = 86400 / ``chat_interval`` per (target, model); jitter,
+* runs per day = 86400 / ``chat_interval`` per (target, model), plus
+  86400 / ``stream_interval`` when the target streams (a stream probe asks
+  the same prompt and ``max_tokens``); jitter,
   failures and skipped probes are ignored. The models probe (GET /models)
   costs nothing and is not counted.
 * prompt tokens per run = ceil(len(prompt) / 4) + ``MESSAGE_OVERHEAD`` (the
@@ -182,6 +184,9 @@ def forecast(config: Any) -> Forecast:
     rows: list[ModelForecast] = []
     for target in config.targets:
         runs = SECONDS_PER_DAY / Decimal(repr(float(target.chat_interval)))
+        stream_interval = getattr(target, "stream_interval", None)
+        if stream_interval is not None:  # opt-in streams spend like chat probes
+            runs += SECONDS_PER_DAY / Decimal(repr(float(stream_interval)))
         prompt = estimate_prompt_tokens(target.prompt)
         completion = target.max_tokens
         for model in _explicit_models(target.models):

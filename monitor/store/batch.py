@@ -114,6 +114,11 @@ def _row_values(result_id: str, r: ProbeResult, sqlite: bool) -> tuple[Any, ...]
         r.retry_after_s,
         r.finish_reason,
         r.response_model,
+        r.ratelimit_reset_s,
+        r.ratelimit_limit_tokens,
+        r.ratelimit_remaining_tokens,
+        r.ratelimit_reset_tokens_s,
+        r.substituted_by,
     )
 
 

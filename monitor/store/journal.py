@@ -60,7 +60,10 @@ PREFIX = "nexomon-journal-"
 SEGMENT_SUFFIX = ".log"
 LOCK_SUFFIX = ".lock"
 
-FORMAT = 1
+# Format 2 added the rate-limit kinds and substituted_by (migration 0004); a
+# format-1 line left by an older version is still read (those fields None).
+FORMAT = 2
+_FORMAT_1_FIELDS = 23
 # Every field spool.result_to_dict keeps, but started_at and cost_usd (encoded
 # apart), in line order. ``_value_`` is Enum's documented value attribute
 # (``.value`` is a property, slower on this hot path).
@@ -69,7 +72,8 @@ JOURNAL_FIELDS = (
     "phases.resolve", "phases.connect", "phases.tls", "phases.processing", "phases.transfer",
     "request_id", "error", "prompt_tokens", "completion_tokens", "total_tokens",
     "ratelimit_limit", "ratelimit_remaining", "retry_after_s", "finish_reason",
-    "response_model", "model_ids",
+    "response_model", "model_ids", "ratelimit_reset_s", "ratelimit_limit_tokens",
+    "ratelimit_remaining_tokens", "ratelimit_reset_tokens_s", "substituted_by",
 )  # fmt: skip
 _fields = attrgetter(*JOURNAL_FIELDS)  # one C call for all of them
 
@@ -90,12 +94,16 @@ def decode_entry(line: bytes) -> Item:
     """The (result_id, result) of one journal line. Raises ValueError, KeyError or
     TypeError for a line that is not one (torn, or another format)."""
     form, result_id, at, cost, values = json.loads(line)
-    if form != FORMAT:
+    if form == 1 and len(values) == _FORMAT_1_FIELDS:
+        values = [*values, None, None, None, None, None]
+    elif form != FORMAT:
         raise ValueError(f"journal format {form!r}, expected {FORMAT}")
     (location, target, probe, model, outcome, http_status, duration_s,
      resolve, connect, tls, processing, transfer, request_id, error,
      prompt_tokens, completion_tokens, total_tokens, ratelimit_limit, ratelimit_remaining,
-     retry_after_s, finish_reason, response_model, model_ids) = values  # fmt: skip
+     retry_after_s, finish_reason, response_model, model_ids, ratelimit_reset_s,
+     ratelimit_limit_tokens, ratelimit_remaining_tokens, ratelimit_reset_tokens_s,
+     substituted_by) = values  # fmt: skip
     return str(result_id), ProbeResult(
         started_at=datetime.fromtimestamp(at, UTC),
         location=location,
@@ -118,6 +126,11 @@ def decode_entry(line: bytes) -> Item:
         finish_reason=finish_reason,
         response_model=response_model,
         model_ids=None if model_ids is None else tuple(model_ids),
+        ratelimit_reset_s=ratelimit_reset_s,
+        ratelimit_limit_tokens=ratelimit_limit_tokens,
+        ratelimit_remaining_tokens=ratelimit_remaining_tokens,
+        ratelimit_reset_tokens_s=ratelimit_reset_tokens_s,
+        substituted_by=substituted_by,
     )
 
 

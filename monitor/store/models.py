@@ -107,6 +107,12 @@ class ProbeResultRow(Base):
     retry_after_s: Mapped[float | None] = mapped_column(Float)
     finish_reason: Mapped[str | None] = mapped_column(String(64))
     response_model: Mapped[str | None] = mapped_column(String(255))
+    # Migration 0004: the tokens kind, the resets, and a substituted answer.
+    ratelimit_reset_s: Mapped[float | None] = mapped_column(Float)
+    ratelimit_limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    ratelimit_remaining_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    ratelimit_reset_tokens_s: Mapped[float | None] = mapped_column(Float)
+    substituted_by: Mapped[str | None] = mapped_column(String(255))
 
 
 class CatalogModel(Base):

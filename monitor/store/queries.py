@@ -65,6 +65,11 @@ def row_to_result(row: ProbeResultRow) -> ProbeResult:
         retry_after_s=row.retry_after_s,
         finish_reason=row.finish_reason,
         response_model=row.response_model,
+        ratelimit_reset_s=row.ratelimit_reset_s,
+        ratelimit_limit_tokens=row.ratelimit_limit_tokens,
+        ratelimit_remaining_tokens=row.ratelimit_remaining_tokens,
+        ratelimit_reset_tokens_s=row.ratelimit_reset_tokens_s,
+        substituted_by=row.substituted_by,
     )
 
 

@@ -91,6 +91,11 @@ def result_to_dict(result: ProbeResult) -> dict[str, Any]:
         "finish_reason": result.finish_reason,
         "response_model": result.response_model,
         "model_ids": None if result.model_ids is None else list(result.model_ids),
+        "ratelimit_reset_s": result.ratelimit_reset_s,
+        "ratelimit_limit_tokens": result.ratelimit_limit_tokens,
+        "ratelimit_remaining_tokens": result.ratelimit_remaining_tokens,
+        "ratelimit_reset_tokens_s": result.ratelimit_reset_tokens_s,
+        "substituted_by": result.substituted_by,
     }
 
 

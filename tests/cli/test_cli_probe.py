@@ -8,6 +8,7 @@ and its own tokenizer (usage counts). Exit codes: 0 all ok, 1 any failure,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from cli_helpers import (
     write_config,
 )
 
+from monitor.probes.contract import CHECKS
 from monitor.results import PHASE_NAMES
 from monitor.simulator.scenario import Scenario
 from monitor.simulator.server import RunningSimulator
@@ -252,3 +254,13 @@ def test_usage_and_config_errors_exit_2_with_one_line(
     assert fragment in ran.err, ran
     assert "Traceback" not in ran.err
     assert sim.simulator.stats.log() == []  # a refused command sends nothing
+
+
+def test_a_target_with_contract_interval_runs_its_checks_in_a_round(
+    sim: RunningSimulator, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, [sim_target(sim, contract_interval="1h")])
+    ran = nexomon("probe", "-c", str(config), "--json", env=ENV)
+    assert ran.rc == 0, ran
+    checks = [r for r in json.loads(ran.out) if r["probe"] == "contract"]
+    assert [(r["model"], r["outcome"]) for r in checks] == [(c, "ok") for c in CHECKS]

@@ -196,3 +196,37 @@ def test_nexomon_report_by_location_and_location_filter(tmp_path: Path) -> None:
     ]
     unknown = nexomon(*args, "--location", "nowhere", env=env)
     assert unknown.rc == 0 and unknown.out.strip() == "no probe results in this window"
+
+
+def test_report_names_the_models_that_answered_in_another_ones_place(tmp_path: Path) -> None:
+    """Issue 18 point 2: substitutions per chat row (json, csv) and one closing line each."""
+    url = f"sqlite:///{tmp_path / 'nexomon.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    ok = probe(0, "chat", Outcome.OK, 0.5)
+    rows = [replace(ok, started_at=ok.started_at + timedelta(minutes=i)) for i in range(6)]
+    rows[1] = replace(rows[1], response_model="cheap-1", substituted_by="cheap-1")
+    rows[2] = replace(rows[2], response_model="cheap-1", substituted_by="cheap-1")
+    rows[3] = replace(rows[3], location="us", response_model="cheap-2", substituted_by="cheap-2")
+    rows.append(probe(40, "models", Outcome.OK, 0.001))
+    with engine.begin() as conn:
+        write_batch(conn, [(f"{i:032x}", r) for i, r in enumerate(rows)])
+    try:
+        with Session(engine) as session:
+            report = build_report(session, since=SINCE, by="model")
+            eu_only = build_report(session, since=SINCE, by="model", location="eu")
+    finally:
+        engine.dispose()
+    chat = next(r for r in report if r.probe == "chat")
+    assert chat.substitutions == {"cheap-1": 2, "cheap-2": 1}
+    assert next(r for r in eu_only if r.probe == "chat").substitutions == {"cheap-1": 2}
+    models_row = next(r for r in report if r.probe == "models")
+    assert models_row.substitutions is None and "substitutions" not in models_row.to_json()
+    assert json.loads(render(report, "json"))[0]["substitutions"] == {"cheap-1": 2, "cheap-2": 1}
+    table = render(report, "table").splitlines()
+    assert table[-2:] == [
+        f"substituted: nexorouter/{LONG_MODEL} answered by cheap-1 2 times",
+        f"substituted: nexorouter/{LONG_MODEL} answered by cheap-2 once",
+    ]
+    by_csv = {r["probe"]: r for r in csv.DictReader(io.StringIO(render(report, "csv")))}
+    assert (by_csv["chat"]["substituted"], by_csv["models"]["substituted"]) == ("3", "")

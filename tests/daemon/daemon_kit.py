@@ -58,6 +58,9 @@ class Row:
     prompt_tokens: int | None
     completion_tokens: int | None
     error: str | None
+    ratelimit_reset_s: float | None = None
+    ratelimit_remaining_tokens: int | None = None
+    substituted_by: str | None = None
 
 
 def db_rows(db_path: Path) -> list[Row]:
@@ -66,7 +69,8 @@ def db_rows(db_path: Path) -> list[Row]:
     try:
         cursor = conn.execute(
             "SELECT started_at, probe, model, outcome, request_id, retry_after_s,"
-            " ratelimit_remaining, prompt_tokens, completion_tokens, error"
+            " ratelimit_remaining, prompt_tokens, completion_tokens, error,"
+            " ratelimit_reset_s, ratelimit_remaining_tokens, substituted_by"
             " FROM probe_results ORDER BY started_at, id"
         )
         return [Row(*values) for values in cursor.fetchall()]

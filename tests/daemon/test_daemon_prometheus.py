@@ -20,6 +20,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from daemon_kit import (
     CHAT_PATH,
@@ -61,7 +62,14 @@ SCENARIO: dict[str, Any] = {
         "m-fail": {"latency_ms": 10, "error_rate": 1.0},
         # A burst of 2, one more every 4 s: probed every second it is refused
         # within seconds, with retry-after 2-3 s.
-        "m-limited": {"latency_ms": 10, "ratelimit": {"limit": 2, "per_s": 0.25}},
+        # Its headers are OpenAI style (both kinds, with resets), and its answers
+        # name another model: a silent substitution (issue 18).
+        "m-limited": {
+            "latency_ms": 10,
+            "ratelimit": {"limit": 2, "per_s": 0.25},
+            "ratelimit_headers": "openai",
+            "answer_as": "m-cheap",
+        },
     },
 }
 MODELS = list(SCENARIO["models"])
@@ -225,14 +233,47 @@ def test_ratelimit_series_carry_the_simulators_headers(run: Run) -> None:
         assert run.prom_value('nexomon_ratelimit_limit{model="m-ok"}') == 1000
         # The bucket refills 1000/s, so it is full again at every probe.
         assert run.prom_value('nexomon_ratelimit_remaining{model="m-ok"}') == 999
-        assert run.prom_value('nexomon_ratelimit_limit{model="m-limited"}') == 2
+        limited = '{model="m-limited",kind="requests"}'
+        assert run.prom_value(f"nexomon_ratelimit_limit{limited}") == 2
         # Once refused, the bucket never holds 2 tokens again at 1 token per 4 s.
-        assert run.prom_value('nexomon_ratelimit_remaining{model="m-limited"}') == 0
+        assert run.prom_value(f"nexomon_ratelimit_remaining{limited}") == 0
+        tokens = '{model="m-limited",kind="tokens"}'
+        assert run.prom_value(f"nexomon_ratelimit_limit{tokens}") == 2000
+        assert run.prom_value(f"nexomon_ratelimit_remaining{tokens}") == 0
+        # m-ok's NexoRouter-style headers carry no tokens kind and no reset.
+        assert run.prom.query('nexomon_ratelimit_limit{model="m-ok",kind="tokens"}') == []
+        assert run.prom.query('nexomon_ratelimit_reset_seconds{model="m-ok"}') == []
+        answered = [r for r in _chat_rows(run, "m-limited") if r.outcome != "skipped"]
+        last = answered[-1]
+        assert last.ratelimit_reset_s is not None and last.ratelimit_remaining_tokens == 0
+        reset = run.prom_value(f"nexomon_ratelimit_reset_seconds{limited}")
+        assert reset == pytest.approx(last.ratelimit_reset_s)
         last_429 = [r for r in _chat_rows(run, "m-limited") if r.outcome == "rate_limited"][-1]
         retry = run.prom_value('nexomon_ratelimit_retry_after_seconds{model="m-limited"}')
         assert retry == last_429.retry_after_s
 
     eventually(check)
+
+
+def test_a_substituted_model_is_stored_counted_and_shown(run: Run) -> None:
+    ok = [r for r in _chat_rows(run, "m-limited") if r.outcome == "ok"]
+    assert ok and {r.substituted_by for r in ok} == {"m-cheap"}
+    assert {r.substituted_by for r in _chat_rows(run, "m-ok")} == {None}
+
+    def check() -> None:
+        counted = run.prom_value('nexomon_model_substitutions_total{model="m-limited"}')
+        assert counted == len(ok)
+        assert run.prom_value('nexomon_model_substituted{model="m-limited"}') == 1
+        assert run.prom_value('nexomon_model_substituted{model="m-ok"}') == 0
+        assert run.prom_value('nexomon_model_substitutions_total{model="m-ok"}') == 0
+
+    eventually(check)
+    status = httpx.get(f"{run.daemon.url}/api/v1/status", timeout=10).json()
+    last = {(r["probe"], r["model"]): r for r in status["last_results"]}
+    assert last["chat", "m-ok"]["substituted_by"] is None
+    limited = last["chat", "m-limited"]
+    if limited["outcome"] == "ok":  # its last result may be a 429 or a skip
+        assert (limited["substituted_by"], limited["response_model"]) == ("m-cheap", "m-cheap")
 
 
 def test_catalog_series_match_the_listing(run: Run) -> None:

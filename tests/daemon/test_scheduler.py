@@ -206,3 +206,20 @@ async def test_explicit_models_keep_their_jobs_whatever_the_listing() -> None:
     assert scheduler.chat_jobs("t") == {"x", "y"}
     scheduler.sync_chat_jobs(t, ("other",))
     assert scheduler.chat_jobs("t") == {"x", "y"}
+
+
+async def test_stream_jobs_follow_the_chat_jobs_only_when_opted_in() -> None:
+    scheduler, _, registry = make()
+    scheduler.add_target(target(models=("x", "y")))
+    assert not any("/stream/" in j for j in scheduler.job_ids())  # off by default
+    scheduler.remove_all()
+    t = target(stream_interval=30.0)
+    scheduler.add_target(t)
+    scheduler.sync_chat_jobs(t, ("a", "b"))
+    assert {j for j in scheduler.job_ids() if "/stream/" in j} == {"t/stream/a", "t/stream/b"}
+    job = {**LOC, "target": "t", "probe": "stream", "model": "a"}
+    assert registry.get_sample_value("nexomon_probe_interval_seconds", job) == 30.0
+    scheduler.sync_chat_jobs(t, ("b",))  # a delisted model loses both jobs
+    assert {j for j in scheduler.job_ids() if j != "t/models/"} == {"t/chat/b", "t/stream/b"}
+    scheduler.remove_target("t")
+    assert list(scheduler.job_ids()) == []

@@ -43,7 +43,12 @@ SCENARIO: dict[str, Any] = {
         "sim-ok": {"latency_ms": 20},
         "sim-unpriced": {"latency_ms": 20},
         "sim-down": {"latency_ms": 10, "error_rate": 1.0},
-        "sim-ratelimited": {"latency_ms": 10, "ratelimit": {"limit": 5, "per_s": 0.001}},
+        # OpenAI-style headers, as demo.toml's: both kinds and resets ("Reset in").
+        "sim-ratelimited": {
+            "latency_ms": 10,
+            "ratelimit": {"limit": 5, "per_s": 0.001},
+            "ratelimit_headers": "openai",
+        },
         "sim-retiring": {"latency_ms": 10, "disappear_after_s": 3600},
     },
 }
@@ -130,6 +135,7 @@ def demo_stack(directory: Path) -> Iterator[Stack]:
                 "models": ["*", "sim-retiring"],
                 "models_interval": "1s",
                 "chat_interval": "1s",
+                "contract_interval": "1s",  # the Contract checks panel
                 # At most the 1 s interval (a probe must end before its next run);
                 # a stall of the test machine is brief against the alerts' 5m windows.
                 "timeout": "1s",

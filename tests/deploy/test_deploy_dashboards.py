@@ -35,6 +35,11 @@ METRICS = {
     "nexomon_ratelimit_limit",
     "nexomon_ratelimit_remaining",
     "nexomon_ratelimit_retry_after_seconds",
+    "nexomon_ratelimit_reset_seconds",
+    "nexomon_ratelimit_invalid_headers_total",
+    "nexomon_model_substituted",
+    "nexomon_model_substitutions_total",
+    "nexomon_contract_check",
     "nexomon_budget_spent_usd",
     "nexomon_budget_limit_usd",
     "nexomon_scheduler_lag_seconds_bucket",
@@ -44,6 +49,9 @@ METRICS = {
     "nexomon_store_dropped_rows_total",
     "nexomon_config_last_reload_successful",
     "nexomon_build_info",
+    "nexomon_tls_cert_expiry_timestamp_seconds",
+    "nexomon_stream_time_to_first_chunk_seconds_bucket",
+    "nexomon_stream_time_per_output_chunk_seconds_bucket",
 }
 # Metrics of the nexomon process itself: no target label to filter on (location, like every series).
 INSTANCE_METRICS = {

@@ -27,6 +27,10 @@ REQUIRED_ALERTS = {
     "NexomonGatewayDownEverywhere",
     "NexomonModelDownRegional",
     "NexomonGatewayDownRegional",
+    "NexomonTlsCertExpiringSoon",
+    "NexomonTlsCertExpiryCritical",
+    "NexomonModelSubstituted",
+    "NexomonContractBroken",
 }
 # The recorded per-location verdicts the cross-location alerts read.
 VERDICTS = {

@@ -109,16 +109,35 @@ def busy(exporter: Exporter, registry: CollectorRegistry) -> CollectorRegistry:
             prompt_tokens=None,
         )
     )
-    exporter.observe(result())
+    exporter.observe(result(response_model="m1-2024-08-06"))
     exporter.observe(
         result(
             model="m2",
             outcome=Outcome.RATE_LIMITED,
             http_status=429,
             retry_after_s=7.0,
+            ratelimit_reset_s=7.0,
+            ratelimit_limit_tokens=40000,
+            ratelimit_remaining_tokens=0,
+            ratelimit_reset_tokens_s=0.5,
+            ratelimit_invalid=2,
             prompt_tokens=None,
             completion_tokens=None,
             cost_usd=None,
+        )
+    )
+    exporter.observe(
+        result(probe="contract", model="cors_preflight", outcome=Outcome.INVALID_RESPONSE)
+    )
+    exporter.observe(  # an ok stream (opt-in): no tokens, so the chat's counts stand
+        result(
+            probe="stream",
+            prompt_tokens=None,
+            completion_tokens=None,
+            cost_usd=None,
+            ttft_s=0.3,
+            output_tokens_per_s=50.0,
+            chunk_gaps_s=(0.02, 0.03),
         )
     )
     exporter.mark_unpriced("gw", "m2", True)
@@ -151,8 +170,16 @@ METRICS = [
     ("nexomon_tokens_total", "counter", TM | {"type"}),
     ("nexomon_cost_usd_total", "counter", TM),
     ("nexomon_model_unpriced", "gauge", TM),
-    ("nexomon_ratelimit_limit", "gauge", TM),
-    ("nexomon_ratelimit_remaining", "gauge", TM),
+    ("nexomon_ratelimit_limit", "gauge", TM | {"kind"}),
+    ("nexomon_ratelimit_remaining", "gauge", TM | {"kind"}),
+    ("nexomon_ratelimit_reset_seconds", "gauge", TM | {"kind"}),
+    ("nexomon_ratelimit_invalid_headers_total", "counter", {"target"}),
+    ("nexomon_model_substituted", "gauge", TM),
+    ("nexomon_model_substitutions_total", "counter", TM),
+    ("nexomon_contract_check", "gauge", {"target", "check"}),
+    ("nexomon_stream_time_to_first_chunk_seconds", "histogram", TM),
+    ("nexomon_stream_time_per_output_chunk_seconds", "histogram", TM),
+    ("nexomon_stream_output_tokens_per_second", "gauge", TM),
     ("nexomon_ratelimit_retry_after_seconds", "gauge", TM),
     ("nexomon_budget_spent_usd", "gauge", set()),
     ("nexomon_budget_limit_usd", "gauge", set()),
@@ -242,7 +269,15 @@ def test_no_metric_outside_the_table_and_no_created_series(busy: CollectorRegist
         ("nexomon_tokens_total", {"target": "gw", "model": "m1", "type": "input"}, 12),
         ("nexomon_tokens_total", {"target": "gw", "model": "m1", "type": "output"}, 3),
         ("nexomon_cost_usd_total", {"target": "gw", "model": "m1"}, 0.0000024),
-        ("nexomon_ratelimit_remaining", {"target": "gw", "model": "m1"}, 59),
+        ("nexomon_ratelimit_remaining", {"target": "gw", "model": "m1", "kind": "requests"}, 59),
+        ("nexomon_ratelimit_limit", {"target": "gw", "model": "m2", "kind": "tokens"}, 40000),
+        ("nexomon_ratelimit_remaining", {"target": "gw", "model": "m2", "kind": "tokens"}, 0),
+        ("nexomon_ratelimit_reset_seconds", {"target": "gw", "model": "m2", "kind": "tokens"}, 0.5),
+        ("nexomon_ratelimit_reset_seconds", {"target": "gw", "model": "m2", "kind": "requests"}, 7),
+        ("nexomon_ratelimit_invalid_headers_total", {"target": "gw"}, 2),
+        ("nexomon_model_substituted", {"target": "gw", "model": "m1"}, 0),
+        ("nexomon_model_substitutions_total", {"target": "gw", "model": "m1"}, 0),
+        ("nexomon_contract_check", {"target": "gw", "check": "cors_preflight"}, 0),
         ("nexomon_ratelimit_retry_after_seconds", {"target": "gw", "model": "m2"}, 7),
         ("nexomon_model_unpriced", {"target": "gw", "model": "m2"}, 1),
         ("nexomon_model_listed", {"target": "gw", "model": "m2"}, 1),
@@ -507,3 +542,41 @@ def test_listed_follows_the_catalog(exporter: Exporter, registry: CollectorRegis
             )
         )
     assert seen == [(1, 1), (1, 0), (1, 0), (1, 1)]
+
+
+def test_substitution_sets_the_gauge_and_counts_every_substituted_answer(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    labels = {"target": "gw", "model": "m1"}
+    exporter.observe(result(response_model=None))  # no model named: nothing known yet
+    assert value(registry, "nexomon_model_substituted", **labels) is None
+    for answered in ("m1-cheap", "m1-cheap", "m1"):
+        exporter.observe(
+            result(response_model=answered, substituted_by=None if answered == "m1" else answered)
+        )
+    assert value(registry, "nexomon_model_substitutions_total", **labels) == 2
+    assert value(registry, "nexomon_model_substituted", **labels) == 0  # the last answer matched
+    exporter.observe(result(response_model="other", substituted_by="other"))
+    assert value(registry, "nexomon_model_substituted", **labels) == 1
+
+
+def test_a_kind_keeps_its_last_figure_when_an_answer_omits_it(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    exporter.observe(result(ratelimit_limit_tokens=1000, ratelimit_remaining_tokens=10))
+    exporter.observe(result(ratelimit_limit_tokens=None, ratelimit_remaining_tokens=None))
+    tokens = {"target": "gw", "model": "m1", "kind": "tokens"}
+    assert value(registry, "nexomon_ratelimit_remaining", **tokens) == 10
+    assert value(registry, "nexomon_ratelimit_invalid_headers_total", target="gw") == 0
+
+
+def test_a_contract_check_sets_its_gauge_only(
+    exporter: Exporter, registry: CollectorRegistry
+) -> None:
+    exporter.set_interval("gw", "contract", "models_shape", 3600)
+    exporter.observe(result(probe="contract", model="models_shape", prompt_tokens=None))
+    assert value(registry, "nexomon_contract_check", target="gw", check="models_shape") == 1
+    text = generate_latest(registry).decode()
+    assert 'probe="contract"' not in text and 'model="models_shape"' not in text
+    exporter.forget_contract("gw")
+    assert value(registry, "nexomon_contract_check", target="gw", check="models_shape") is None

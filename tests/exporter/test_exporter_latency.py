@@ -357,8 +357,9 @@ def test_the_agreement_check_can_fail_with_doubling_buckets(tmp_path: Path) -> N
 # -- the series budget ----------------------------------------------------------------
 
 
-def _exposition(models: int) -> bytes:
-    """A real exposition: one target, ``models`` models, every per-model series present."""
+def _exposition(models: int, **extra: object) -> bytes:
+    """A real exposition: one target, ``models`` models, every per-model series present
+    (NexoRouter's headers: the requests kind, no reset; ``extra`` adds fields)."""
     registry = CollectorRegistry()
     exporter = Exporter(registry, version="1.2.3", location=LOCATION)
     exporter.configure_target("gw", max_models=1000)
@@ -367,7 +368,7 @@ def _exposition(models: int) -> bytes:
     exporter.observe(result(probe="models", model="", model_ids=ids, invalid_entries=0))
     for model in ids:
         exporter.set_interval("gw", "chat", model, 300)
-        exporter.observe(result(model=model))
+        exporter.observe(result(model=model, response_model=model, **extra))
         exporter.mark_unpriced("gw", model, False)
     return exporter.render(registry)
 
@@ -376,8 +377,23 @@ def test_a_model_costs_at_most_70_series() -> None:
     one, many = _exposition(1), _exposition(11)
     per_model = Counter(s.labels["model"] for s in samples(many) if s.labels.get("model"))
     assert len(per_model) == 11
-    assert set(per_model.values()) == {68}  # docs/architecture.md's budget table
+    assert set(per_model.values()) == {70}  # docs/architecture.md's budget table
     assert max(per_model.values()) <= SERIES_PER_MODEL_BUDGET
     # What a model adds to the whole exposition, per-target series included.
     added = (len(samples(many)) - len(samples(one))) / 10
     assert added <= SERIES_PER_MODEL_BUDGET
+
+
+def test_a_gateway_announcing_both_kinds_and_resets_costs_four_more() -> None:
+    # OpenAI style: limit, remaining and reset for requests and tokens (6 gauges
+    # instead of NexoRouter's 2), the budget table's footnote.
+    both = {
+        "ratelimit_reset_s": 1.0,
+        "ratelimit_limit_tokens": 1000,
+        "ratelimit_remaining_tokens": 900,
+        "ratelimit_reset_tokens_s": 0.2,
+    }
+    per_model = Counter(
+        s.labels["model"] for s in samples(_exposition(3, **both)) if s.labels.get("model")
+    )
+    assert set(per_model.values()) == {74}

@@ -117,29 +117,46 @@ async def test_a_cookie_the_gateway_sets_is_sent_back(serve: ServeFn) -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "limit", "remaining", "retry_after"),
+    ("headers", "limit", "remaining", "retry_after", "invalid"),
     [
-        ({"x-ratelimit-limit": "60", "x-ratelimit-remaining": "0", "retry-after": "12"}, 60, 0, 12),
+        (
+            {"x-ratelimit-limit": "60", "x-ratelimit-remaining": "0", "retry-after": "12"},
+            60,
+            0,
+            12,
+            0,
+        ),
         (
             {"x-ratelimit-limit": "abc", "x-ratelimit-remaining": "-3", "retry-after": "soon"},
             *[None] * 3,
+            2,  # the two rate-limit values; retry-after is not a rate-limit family header
         ),
-        ({"retry-after": "1.5"}, None, None, 1.5),
-        ({"retry-after": "Thu, 01 Jan 2004 00:00:00 GMT"}, None, None, 0.0),  # in the past
-        ({}, None, None, None),
+        ({"retry-after": "1.5"}, None, None, 1.5, 0),
+        ({"retry-after": "Thu, 01 Jan 2004 00:00:00 GMT"}, None, None, 0.0, 0),  # in the past
+        ({}, None, None, None, 0),
+        # OpenAI style over the wire: the requests kind fills the same fields.
+        (
+            {"X-RateLimit-Limit-Requests": "500", "x-ratelimit-remaining-requests": "7"},
+            500,
+            7,
+            None,
+            0,
+        ),
     ],
 )
 async def test_whitelisted_headers_are_parsed_defensively(
     serve: ServeFn, headers: dict[str, str], limit: int | None, remaining: int | None,
-    retry_after: float | None,
+    retry_after: float | None, invalid: int,
 ) -> None:  # fmt: skip
     server = serve(reply(429, {"error": {"message": "slow down"}}, headers=headers))
     async with client_for(server) as client:
         ex = await client.list_models()
-    assert (ex.ratelimit_limit, ex.ratelimit_remaining, ex.retry_after_s) == (
+    got = ex.ratelimits
+    assert (got.requests.limit, got.requests.remaining, ex.retry_after_s, got.invalid) == (
         limit,
         remaining,
         retry_after,
+        invalid,
     )
 
 

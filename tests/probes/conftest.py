@@ -11,4 +11,8 @@ _TESTS = str(Path(__file__).resolve().parent.parent)
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from gwfixtures import make_ctx_fixture, serve_fixture  # noqa: E402, F401 - the fixtures
+from gwfixtures import (  # noqa: E402, F401 - the fixtures
+    make_ctx_fixture,
+    serve_fixture,
+    start_sim_fixture,
+)

@@ -21,7 +21,7 @@ def listing(*ids: Any) -> dict[str, Any]:
 
 def test_registry_names_the_probe_kinds() -> None:
     assert PROBES["models"] is probe
-    assert set(PROBES) == {"models", "chat"}
+    assert set(PROBES) == {"models", "chat", "contract", "stream"}
 
 
 async def test_listing_gives_every_id_once_in_order(serve: ServeFn, make_ctx: MakeContext) -> None:

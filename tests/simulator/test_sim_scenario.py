@@ -68,7 +68,8 @@ M = {"m": {}}
         (
             {"models": {"m": {"faults": [{"kind": "explode", "rate": 0.1}]}}},
             "models.m.faults[0].kind: must be one of hang, reset, server_error, malformed_json, "
-            "html_200, missing_usage, error_in_200, empty_choices, slow_drip, oversized",
+            "html_200, missing_usage, error_in_200, empty_choices, slow_drip, oversized, "
+            "stream_stall, stream_no_done",
         ),
         ({"models": {"m": {"faults": [{"kind": "hang"}]}}}, "models.m.faults[0].rate: is required"),
         (

@@ -39,6 +39,7 @@ class Target:
     prompt: str = "Reply with OK."
     max_models: int = 100
     pricing: Mapping[str, Price] = field(default_factory=dict)
+    stream_interval: float | None = None
 
     def price(self, model: str, default_pricing: Mapping[str, Price]) -> Price | None:
         return self.pricing.get(model) or default_pricing.get(model)
@@ -282,3 +283,11 @@ def test_money(amount: Decimal | None, text: str) -> None:
 def test_model_forecast_fractional_runs_render() -> None:
     row = ModelForecast("a", "m", D(86400) / D(7), 18, 16, D("0.000001"))
     assert "12,342.9" in render_forecast(Forecast((row,)))
+
+
+def test_a_streaming_target_counts_its_stream_runs_too() -> None:
+    plain = forecast(Config((Target("gw", ("m",)),), {"m": FLASH}))
+    both = forecast(Config((Target("gw", ("m",), stream_interval=600.0),), {"m": FLASH}))
+    # 288 chat runs a day, plus 144 streams of the same prompt and max_tokens
+    assert (plain.rows[0].runs_per_day, both.rows[0].runs_per_day) == (288, 288 + 144)
+    assert both.usd_per_day == plain.usd_per_day * D("1.5")

@@ -66,6 +66,11 @@ def result_row(result_id: str, r: ProbeResult) -> dict[str, Any]:
         "retry_after_s": r.retry_after_s,
         "finish_reason": r.finish_reason,
         "response_model": r.response_model,
+        "ratelimit_reset_s": r.ratelimit_reset_s,
+        "ratelimit_limit_tokens": r.ratelimit_limit_tokens,
+        "ratelimit_remaining_tokens": r.ratelimit_remaining_tokens,
+        "ratelimit_reset_tokens_s": r.ratelimit_reset_tokens_s,
+        "substituted_by": r.substituted_by,
     }
 
 

@@ -6,6 +6,7 @@ the journal files are read and written as they are on disk.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -228,6 +229,11 @@ def results(draw: st.DrawFn) -> ProbeResult:
         finish_reason=draw(st.none() | _text),
         response_model=draw(st.none() | _text),
         model_ids=draw(st.none() | st.lists(_text, max_size=5).map(tuple)),
+        ratelimit_reset_s=draw(_floats),
+        ratelimit_limit_tokens=draw(_ints),
+        ratelimit_remaining_tokens=draw(_ints),
+        ratelimit_reset_tokens_s=draw(_floats),
+        substituted_by=draw(st.none() | _text),
     )
 
 
@@ -250,5 +256,22 @@ def test_the_journal_carries_every_field_the_spool_keeps() -> None:
 def test_a_torn_or_foreign_line_is_skipped(tmp_path: Path) -> None:
     segment = tmp_path / "segment.log"
     good = encode_entry("a" * 32, chat(1))
-    segment.write_bytes(good + b'[2,"x"]\n' + good[:-20])  # another format, then a torn line
+    segment.write_bytes(good + b'[9,"x"]\n' + good[:-20])  # another format, then a torn line
     assert [rid for rid, _ in read_entries(segment)] == ["a" * 32]
+
+
+def test_a_format_1_line_of_an_older_release_is_still_replayed() -> None:
+    # Format 1 (before migration 0004) ended at model_ids: the new fields read as None.
+    result = chat(1).replace(ratelimit_limit=60, response_model="m")
+    line = encode_entry("b" * 32, result)
+    form, rid, at, cost, values = json.loads(line)
+    assert form == 2
+    old = json.dumps([1, rid, at, cost, values[:-5]]).encode() + b"\n"
+    back = decode_entry(old)[1]
+    assert (back.ratelimit_limit, back.response_model) == (60, "m")
+    assert (back.ratelimit_reset_s, back.ratelimit_limit_tokens, back.substituted_by) == (
+        None,
+        None,
+        None,
+    )
+    assert encode_item(rid, back) == encode_item(rid, result)
