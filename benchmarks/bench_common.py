@@ -187,6 +187,8 @@ def write_config(
     listen_port: int | None = None,
 ) -> Path:
     """A config with one target probing ``models`` chat models on ``base_url``."""
+    # The config's rule: a probe must end before its next run.
+    timeout = min(timeout, chat_interval, models_interval)
     key = directory / "bench.key"
     key.write_text(API_KEY)
     names = ", ".join(json.dumps(m) for m in model_names(models))

@@ -43,6 +43,7 @@ Rendering and the table's width rule are in ``monitor.cli.report_render``.
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -60,7 +61,7 @@ from monitor.cli.report_rows import (
 )
 from monitor.cli.report_substitutions import with_substitutions
 from monitor.errors import UsageError
-from monitor.store.aggregate import aggregate, by_location, by_model
+from monitor.store.aggregate import DAY, Aggregate, aggregate, by_location, by_model, floor_day
 
 __all__ = [
     "ALL_LOCATIONS",
@@ -114,12 +115,15 @@ def build_report(
         raise UsageError(f"--by: must be one of {', '.join(BY)}, not {by!r}")
     if location is not None and not location.strip():
         raise UsageError("--location: must name a location, not be empty")
-    groups = aggregate(session, since=since, key=_KEYS[by], location=location)
+    # --by day and --by location ignore the model: the per-target day rows do.
+    groups = aggregate(
+        session, since=since, key=_KEYS[by], location=location, per_model=by == "model"
+    )
     if by == "location":
         groups = with_combined(groups)
     rows = [make_row(key, agg, by, location) for key, agg in groups.items()]
     if by == "day":
-        rows = _with_month_to_date(session, rows, since, location)
+        rows = _with_month_to_date(session, rows, since, location, groups)
     if by == "model":
         rows = with_substitutions(session, rows, since, location)
     return sorted(rows, key=_order)
@@ -131,14 +135,30 @@ def month_start(moment: datetime) -> datetime:
 
 
 def _with_month_to_date(
-    session: Session, rows: list[ReportRow], since: datetime, location: str | None
+    session: Session,
+    rows: list[ReportRow],
+    since: datetime,
+    location: str | None,
+    groups: dict[Hashable, Aggregate],
 ) -> list[ReportRow]:
     """``rows`` (by day) with each (target, probe)'s running month-to-date cost filled in.
 
-    A second aggregation from the 1st of ``since``'s month: whole days, so
-    the first line counts its whole month even when ``since`` is later.
+    Whole days from the 1st of ``since``'s month, so the first line counts
+    its whole month even when ``since`` is later: the days through
+    ``since``'s own day are aggregated again from the 1st, the later ones are
+    the report's own ``groups`` (the same whole days; reading them twice was
+    half of a long report's time).
     """
-    days = aggregate(session, since=month_start(since), key=by_day, location=location)
+    first_day = floor_day(since)
+    days = aggregate(
+        session,
+        since=month_start(since),
+        key=by_day,
+        location=location,
+        until=first_day + DAY,
+        per_model=False,
+    )
+    days.update((k, agg) for k, agg in groups.items() if k[0] > first_day.date().isoformat())  # type: ignore[index]
     running: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
     to_date: dict[tuple[str, str, str], tuple[Decimal, int]] = {}
     for day, target, probe in sorted(days):  # type: ignore[misc]

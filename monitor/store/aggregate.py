@@ -2,7 +2,10 @@
 
 ``aggregate()`` is shared by ``nexomon report`` and ``/api/v1/status``. Time
 before ``rollup_state.complete_before`` comes from ``probe_rollup_hourly``:
-whole UTC days from its day rows, the hours around them from its hour rows;
+whole UTC months from its month rows and the other whole UTC days from its
+day rows (or, for a key that ignores the model, every whole day from the
+per-target ``tday`` rows), the hours around them from its hour rows, as
+``monitor.store.levels.plan`` says;
 the partial hour at the window's start and everything from
 ``complete_before`` on (the current hour, or more if the rollup is behind)
 come from ``probe_results``, so the numbers are right whether or not the
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.store.histogram import LatencyHistogram, bucket
+from monitor.store.levels import KEEP_DAYS, plan
 from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
 
 HOUR = timedelta(hours=1)
@@ -78,6 +82,21 @@ class Aggregate:
         counted = ok + self.down
         return None if counted == 0 else 100.0 * ok / counted
 
+    def subtract(self, other: Aggregate) -> None:
+        """Take out ``other``'s sums and histogram (rows ``merge`` added in before)."""
+        self.probes -= other.probes
+        self.successes -= other.successes
+        self.outcomes.subtract(other.outcomes)
+        self.outcomes = +self.outcomes  # no zero counts left behind
+        counts = self.latency.counts
+        counts.subtract(other.latency.counts)
+        self.latency.counts = +counts
+        self.prompt_tokens -= other.prompt_tokens
+        self.completion_tokens -= other.completion_tokens
+        self.total_tokens -= other.total_tokens
+        self.cost_usd -= other.cost_usd
+        self.unpriced -= other.unpriced
+
     def merge(self, other: Aggregate) -> None:
         """Add ``other``'s sums and histogram to this one (groups of disjoint rows)."""
         self.probes += other.probes
@@ -114,26 +133,42 @@ def complete_before(session: Session) -> datetime | None:
 
 
 def aggregate(
-    session: Session, *, since: datetime, key: KeyFn = by_model, location: str | None = None
+    session: Session,
+    *,
+    since: datetime,
+    key: KeyFn = by_model,
+    location: str | None = None,
+    until: datetime | None = None,
+    per_model: bool = True,
 ) -> dict[Hashable, Aggregate]:
-    """Group everything from ``since`` on by ``key``."""
+    """Group everything from ``since`` on (before ``until`` when given) by ``key``.
+
+    ``per_model=False`` says ``key`` ignores the model: whole days then come
+    from the per-target ``tday`` rows (model ``'*'``) instead of each model's
+    day rows; otherwise whole months inside the window come from the
+    ``month`` rows (``monitor.store.rollup``).
+    """
     groups: dict[Hashable, Aggregate] = {}
     rollup_from = ceil_hour(since)
     done = complete_before(session)
-    if done is None or done <= rollup_from:
-        _add_raw(session, groups, key, location, since, None)
+    if done is None or done <= rollup_from or (until is not None and until <= rollup_from):
+        _add_raw(session, groups, key, location, since, until)
         return groups
+    # The rollup serves [rollup_from, upto); raw rows the rest up to ``until``.
+    upto = done if until is None else min(done, floor_hour(until))
     conn = session.connection()
-    days_from, days_to = ceil_day(rollup_from), floor_day(done)
-    if days_from < days_to:
-        add_rollup_rows(conn, groups, key, location, "day", days_from, days_to)
-        add_rollup_rows(conn, groups, key, location, "hour", rollup_from, days_from)
-        add_rollup_rows(conn, groups, key, location, "hour", days_to, done)
-    else:
-        add_rollup_rows(conn, groups, key, location, "hour", rollup_from, done)
+    oldest = done - timedelta(days=KEEP_DAYS - 1)
+    minus: dict[Hashable, Aggregate] = {}
+    for sign, span, start, end in plan(rollup_from, upto, per_model=per_model, oldest=oldest):
+        add_rollup_rows(conn, groups if sign > 0 else minus, key, location, span, start, end)
+    for k, less in minus.items():  # a day's or month's row minus its rows before the window
+        agg = groups.setdefault(k, Aggregate())
+        agg.subtract(less)
+        if agg.probes == 0:  # every row of the group was before the window
+            del groups[k]
     if since < rollup_from:
         _add_raw(session, groups, key, location, since, rollup_from)
-    _add_raw(session, groups, key, location, done, None)
+    _add_raw(session, groups, key, location, upto, until)
     return groups
 
 
@@ -146,7 +181,7 @@ def add_rollup_rows(
     start: datetime,
     end: datetime,
 ) -> None:
-    """Fold the rollup rows of ``span`` ('hour' or 'day') in [start, end) into ``groups``."""
+    """Fold the rollup rows of ``span`` (hour, day, tday, month) in [start, end) into ``groups``."""
     if start >= end:
         return
     r = RollupHourly
@@ -157,30 +192,68 @@ def add_rollup_rows(
     ).where(r.span == span, r.hour >= start, r.hour < end)  # fmt: skip
     if location is not None:
         query = query.where(r.location == location)
-    loads = json.loads
-    # Merge with the JSON's string keys and convert once per group at the
-    # end: the per-row work is what bounds a 30-day report.
-    hists: dict[Hashable, Counter[str]] = {}
+    # The JSON columns are most of the per-row work (a day row's histogram has
+    # ~35 buckets): collect each group's texts and parse them _CHUNK at a time
+    # as one JSON array, merging into plain dicts keyed by the JSON's strings,
+    # converted once per group at the end. Per-row json.loads and
+    # Counter.update were 70 % of a 365-day report (benchmarks/history.py).
+    texts: dict[Hashable, _Pending] = {}
     for row in conn.execute(query):
         agg = groups.get(k := key(row[0], row[1], row[2], row[3], row[4]))
         if agg is None:
             agg = groups[k] = Aggregate()
-        hist = hists.get(k)
-        if hist is None:
-            hist = hists[k] = Counter()
+        pending = texts.get(k)
+        if pending is None:
+            pending = texts[k] = _Pending()
+        pending.outcome_texts.append(row[7])
+        pending.hist_texts.append(row[8])
+        if len(pending.hist_texts) >= _CHUNK:
+            pending.flush()
         agg.probes += row[5]
         agg.successes += row[6]
-        agg.outcomes.update(loads(row[7]))
-        hist.update(loads(row[8]))
         agg.prompt_tokens += row[9]
         agg.completion_tokens += row[10]
         agg.total_tokens += row[11]
         agg.cost_usd += row[12]
         agg.unpriced += row[13]
-    for k, hist in hists.items():
-        counts = groups[k].latency.counts
-        for index, count in hist.items():
+    for k, pending in texts.items():
+        pending.flush()
+        agg = groups[k]
+        agg.outcomes.update(pending.outcomes)
+        counts = agg.latency.counts
+        for index, count in pending.hist.items():
             counts[int(index)] += count
+
+
+_CHUNK = 512
+
+
+class _Pending:
+    """One group's not yet parsed JSON texts and what is merged so far."""
+
+    __slots__ = ("hist", "hist_texts", "outcome_texts", "outcomes")
+
+    def __init__(self) -> None:
+        self.outcome_texts: list[str] = []
+        self.hist_texts: list[str] = []
+        self.outcomes: dict[str, int] = {}
+        self.hist: dict[str, int] = {}
+
+    def flush(self) -> None:
+        _merge(self.outcomes, self.outcome_texts)
+        _merge(self.hist, self.hist_texts)
+        self.outcome_texts.clear()
+        self.hist_texts.clear()
+
+
+def _merge(into: dict[str, int], texts: list[str]) -> None:
+    """Add the JSON objects ``texts`` ({key: count}) into ``into``: one parse for all."""
+    if not texts:
+        return
+    get = into.get
+    for counts in json.loads("[" + ",".join(texts) + "]"):
+        for name, count in counts.items():
+            into[name] = get(name, 0) + count
 
 
 def raw_columns() -> tuple[Any, ...]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -78,6 +79,18 @@ class ProbeResultRow(Base):
     __table_args__ = (
         Index("ix_probe_results_target_model_started_at", "target", "model", "started_at"),
         Index("ix_probe_results_started_at", "started_at"),
+        # Migration 0005: the rare substituted rows, every column the report reads.
+        Index(
+            "ix_probe_results_substituted",
+            "started_at",
+            "probe",
+            "target",
+            "model",
+            "substituted_by",
+            "location",
+            sqlite_where=text("substituted_by IS NOT NULL"),
+            postgresql_where=text("substituted_by IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -150,7 +163,11 @@ class RollupHourly(Base):
     """Aggregates of one UTC hour (``span = 'hour'``) or one complete UTC day
     (``span = 'day'``, ``hour`` = midnight) of ``probe_results`` per
     location/target/probe/model. Day rows are merged from hour rows, so a
-    30-day report reads about 30 rows per model instead of 720.
+    30-day report reads about 30 rows per model instead of 720. Two coarser
+    levels are merged from the day rows (migration 0005, no column change):
+    ``span = 'tday'`` (one UTC day of every model of a target, ``model =
+    '*'``) and ``span = 'month'`` (one complete UTC month of one model,
+    ``hour`` = 00:00 on the 1st); see ``monitor.store.rollup``.
 
     ``latency_hist`` is a sparse JSON object {bucket index: count} over the
     fixed log buckets of ``monitor.store.histogram``, so percentiles over

@@ -2,7 +2,8 @@
 
 Each batch is its own short transaction (select the oldest ids, delete
 them), so a big prune never holds a long lock against the writer. Rollup
-hours older than ``rollup_days`` (400) go the same way.
+rows older than ``rollup_days`` (400) go too (a month row once all of its
+month is: ``rollup.prune_rollup``).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, delete, select
 
-from monitor.store.models import ProbeResultRow, RollupHourly
-from monitor.store.rollup import KEEP_DAYS
+from monitor.store.models import ProbeResultRow
+from monitor.store.rollup import KEEP_DAYS, prune_rollup
 
 
 def prune(
@@ -39,7 +40,5 @@ def prune(
         if len(ids) < batch:
             break
     with engine.begin() as conn:
-        conn.execute(
-            delete(RollupHourly).where(RollupHourly.hour < now - timedelta(days=rollup_days))
-        )
+        prune_rollup(conn, now - timedelta(days=rollup_days))
     return deleted

@@ -8,6 +8,15 @@ day row (``span = 'day'``) of every complete UTC day that had an hour
 re-rolled, and prunes rollup rows older than ``KEEP_DAYS``. Each hour and
 each day is replaced in its own short transaction (delete, insert), so a
 refresh can be interrupted and rerun.
+
+Two coarser levels are merged from the day rows, so a report over a year
+reads a few rows per model or per target instead of 365 (migration 0005,
+benchmarks/history.py): ``span = 'tday'``, one row per UTC day and
+location/target/probe with ``model = '*'`` (every model of the target;
+``--by day`` and ``--by location`` read it), re-merged with its day; and
+``span = 'month'``, one row per complete UTC month and
+location/target/probe/model (``hour`` = 00:00 on the 1st), re-merged when a
+day of a complete month is.
 Run it hourly (the daemon) and before a report (the CLI) if you like; the
 report is right either way, only slower while the rollup is behind.
 """
@@ -15,7 +24,7 @@ report is right either way, only slower while the rollup is behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -33,9 +42,9 @@ from monitor.store.aggregate import (
     raw_columns,
 )
 from monitor.store.histogram import exact_quantile
+from monitor.store.levels import KEEP_DAYS, next_month
 from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
 
-KEEP_DAYS = 400
 LOOKBACK_HOURS = 2
 
 
@@ -65,12 +74,17 @@ def refresh(engine: Engine, now: datetime) -> int:
     for hour in rolled:
         with engine.begin() as conn:
             roll_hour(conn, hour)
-    for day in sorted({floor_day(h) for h in rolled}):
-        if day + DAY <= current:
+    days = [d for d in sorted({floor_day(h) for h in rolled}) if d + DAY <= current]
+    for day in days:
+        with engine.begin() as conn:
+            roll_day(conn, day)
+            roll_target_day(conn, day)
+    for month in sorted({month_of(d) for d in days}):
+        if next_month(month) <= current:
             with engine.begin() as conn:
-                roll_day(conn, day)
+                roll_month(conn, month)
     with engine.begin() as conn:
-        conn.execute(delete(RollupHourly).where(RollupHourly.hour < now - timedelta(KEEP_DAYS)))
+        prune_rollup(conn, now - timedelta(KEEP_DAYS))
         conn.execute(delete(RollupState).where(RollupState.name == STATE_NAME))
         conn.execute(
             RollupState.__table__.insert().values(
@@ -78,6 +92,17 @@ def refresh(engine: Engine, now: datetime) -> int:
             )
         )
     return len(rolled)
+
+
+def prune_rollup(conn: Connection, cutoff: datetime) -> None:
+    """Delete rollup rows before ``cutoff``; a month row only once its whole month is.
+
+    So a month row never stands for fewer days than its month's day rows do:
+    a report whose window holds the whole month reads it (``aggregate``).
+    """
+    r = RollupHourly
+    conn.execute(delete(r).where(r.span != "month", r.hour < cutoff))
+    conn.execute(delete(r).where(r.span == "month", r.hour < cutoff - timedelta(days=31)))
 
 
 def roll_hour(conn: Connection, hour: datetime) -> None:
@@ -130,6 +155,72 @@ def roll_day(conn: Connection, day: datetime) -> None:
         for key, agg in groups.items()
     ]
     conn.execute(r.__table__.insert(), values)
+
+
+def month_of(moment: datetime) -> datetime:
+    """00:00 UTC on the 1st of ``moment``'s UTC month."""
+    return floor_day(moment).replace(day=1)
+
+
+ALL_MODELS = "*"  # the model of a ``tday`` row: every model of its target
+
+
+def roll_target_day(conn: Connection, day: datetime) -> None:
+    """Replace the ``tday`` rows of ``day`` with its day rows merged per target."""
+    _merge_days(
+        conn, "tday", day, day + DAY, lambda loc, tgt, probe, _m: (loc, tgt, probe, ALL_MODELS)
+    )
+
+
+def roll_month(conn: Connection, month: datetime) -> None:
+    """Replace the ``month`` rows of ``month`` (a complete month) with its merged day rows."""
+    _merge_days(conn, "month", month, next_month(month), lambda *key: key)
+
+
+def _merge_days(
+    conn: Connection,
+    span: str,
+    start: datetime,
+    end: datetime,
+    key: Callable[[str, str, str, str], tuple[str, str, str, str]],
+) -> None:
+    """Replace the ``span`` rows at ``start``: the day rows of [start, end) merged by ``key``."""
+    r = RollupHourly
+    groups: dict[Hashable, Aggregate] = {}
+    add_rollup_rows(
+        conn,
+        groups,
+        lambda _hour, location, target, probe, model: key(location, target, probe, model),
+        None,
+        "day",
+        start,
+        end,
+    )
+    conn.execute(delete(r).where(r.span == span, r.hour == start))
+    if not groups:
+        return
+    values = [
+        _row(span, start, k, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
+        for k, agg in groups.items()
+    ]
+    conn.execute(r.__table__.insert(), values)
+
+
+def backfill_levels(conn: Connection) -> None:
+    """Build the ``tday`` and ``month`` rows of every day row already stored (migration 0005)."""
+    r = RollupHourly
+    state = conn.execute(
+        select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
+    ).scalar()
+    if state is None:
+        return
+    current = floor_hour(state)
+    days = [floor_day(d) for d in conn.scalars(select(r.hour).where(r.span == "day").distinct())]
+    for day in sorted(set(days)):
+        roll_target_day(conn, day)
+    for month in sorted({month_of(d) for d in days}):
+        if next_month(month) <= current:
+            roll_month(conn, month)
 
 
 def _row(

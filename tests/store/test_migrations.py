@@ -22,7 +22,7 @@ def test_upgrade_empty_database_to_head_without_drift(empty_db_url: str) -> None
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
-            assert context.get_current_revision() == "0004"
+            assert context.get_current_revision() == "0005"
             tables = set(inspect(conn).get_table_names())
     finally:
         engine.dispose()

@@ -1,0 +1,145 @@
+"""Scheduler lag while retention prunes a day of raw rows under a daemon probing 1,000 models.
+
+    python benchmarks/prune_lag.py [--jobs 1000] [--interval 10] [--seconds 20]
+                                   [--prune-models 1000] [--pg] [--json]
+
+The real daemon (``bench_common.InProcessDaemon``: scheduler, runner, writer,
+exporter, HTTP routes, hourly maintenance) probes ``--jobs`` chat models every
+``--interval`` s against the nginx responder, pinned as in
+``benchmarks/scheduler_lag.py``, storing into SQLite (or, with ``--pg``, a
+throwaway PostgreSQL cluster). Before it starts, the database gets one day of
+raw rows for ``--prune-models`` models at one probe a minute (1.44 M rows by
+default; ``benchmarks/history_data.py``, the writer's own insert tuples),
+6 to 7 days old, and the rollup over them is built, so the daemon's own
+maintenance at start has nothing big to do.
+
+After one interval of warm-up, lags are recorded for ``--seconds`` s
+(``baseline``), then ``retention.prune`` runs in a worker thread on the
+daemon's engine, as the maintenance loop runs it, with ``now`` a day later
+than the clock so that exactly that day is past ``retention_days`` (7): the
+``during prune`` row holds every lag recorded while it ran. Target: p99 <
+50 ms during the prune.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import history_data as data
+from bench_common import (
+    PROBER_CORE,
+    InProcessDaemon,
+    Responder,
+    emit,
+    parser,
+    percentile,
+    pin,
+    write_config,
+)
+
+RETENTION_DAYS = 7  # bench_common.write_config's
+
+
+def lag_row(setup: str, lags: list[float], seconds: float, **extra: object) -> dict:
+    return {
+        "setup": setup,
+        "seconds": seconds,
+        "runs": len(lags),
+        "lag_p50_ms": percentile(lags, 50) * 1000,
+        "lag_p99_ms": percentile(lags, 99) * 1000,
+        "lag_max_ms": max(lags, default=float("nan")) * 1000,
+        **extra,
+    }
+
+
+def prepare(url: str, models: int, now: datetime, dsn: str | None) -> int:
+    """Schema, one day of raw rows ending 6 days before ``now``, and the rollup over them."""
+    from monitor.store import rollup
+    from monitor.store.batch import COLUMNS
+    from monitor.store.db import make_engine, upgrade
+
+    upgrade(url)
+    rows = data.raw_rows(now - timedelta(days=6), models, 1, sqlite=dsn is None)
+    if dsn is None:
+        loaded = data.load_sqlite(url.removeprefix("sqlite:///"), rows, "probe_results", COLUMNS)
+    else:
+        loaded = data.load_pg(dsn, rows, "probe_results", COLUMNS)
+    engine = make_engine(url)
+    rollup.refresh(engine, now)
+    engine.dispose()
+    return loaded
+
+
+async def measure(cfg: Path, interval: float, seconds: float, now: datetime) -> list[dict]:
+    from monitor.store import retention
+
+    async with InProcessDaemon(cfg) as d:
+        await asyncio.sleep(interval)
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        baseline = d.rec.lags_since(t0)
+        assert d.daemon.store is not None
+        engine = d.daemon.store.engine
+        t1 = time.monotonic()
+        later = now + timedelta(days=1)  # that day is now past retention
+        deleted = await asyncio.to_thread(retention.prune, engine, RETENTION_DAYS, now=later)
+        took = time.monotonic() - t1
+        during = [lag for at, lag in d.rec.lags if at >= t1]
+    return [
+        lag_row("baseline", baseline, seconds),
+        lag_row("during prune", during, took, rows_deleted=deleted),
+    ]
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--interval", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--prune-models", type=int, default=1000)
+    ap.add_argument("--pg", action="store_true", help="store into a throwaway PostgreSQL")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="nexomon-prunelag-"))
+    cluster = None
+    try:
+        with Responder(models=10) as responder:
+            cfg = write_config(work, responder.base_url, args.jobs, chat_interval=args.interval)
+            url, dsn = f"sqlite:///{work / 'nexomon.db'}", None
+            if args.pg:
+                from tests.store.pgcluster import PgCluster, find_bin_dir
+
+                bin_dir = find_bin_dir()
+                if bin_dir is None:
+                    raise SystemExit("--pg: initdb/pg_ctl not found")
+                cluster = PgCluster(bin_dir)
+                cluster.start()
+                name = cluster.create_database("prunelag")
+                url = cluster.url(name)
+                dsn = f"host=127.0.0.1 port={cluster.port} user=postgres dbname={name}"
+                text = cfg.read_text().replace(f"sqlite:///{work / 'nexomon.db'}", url)
+                cfg.write_text(text)
+            now = datetime.now(UTC)
+            loaded = prepare(url, args.prune_models, now, dsn)
+            pin(PROBER_CORE)
+            rows = asyncio.run(measure(cfg, args.interval, args.seconds, now))
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+        shutil.rmtree(work, ignore_errors=True)
+    backend = "PostgreSQL" if args.pg else "SQLite"
+    emit(
+        args,
+        f"scheduler lag while pruning a day of raw rows ({loaded:,} rows, {backend}, "
+        f"{args.jobs} models every {args.interval:g} s)",
+        rows,
+        target="p99 < 50 ms during the prune",
+    )
+
+
+if __name__ == "__main__":
+    main()

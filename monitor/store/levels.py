@@ -1,0 +1,91 @@
+"""Which rollup rows cover a window: the plan ``aggregate`` reads.
+
+``probe_rollup_hourly`` holds hour rows, day rows merged from them, and two
+levels merged from the day rows (``monitor.store.rollup``): ``tday`` (a day
+of every model of a target) and ``month`` (a complete month of one model).
+``plan(start, end, ...)`` names the rows that add up to [start, end) with as
+few rows per model as it can: whole months from month rows, other whole
+days from day rows (or every whole day from ``tday`` rows when the grouping
+ignores the model), and the hours around them from hour rows.
+
+The partial unit at the window's start (the end of a day, or the end of a
+month) is read as the whole unit's row minus the rows before the window
+when that is fewer rows: 06:00-24:00 is one day row minus six hour rows,
+not 18 hour rows. Every sum in a rollup row (counts, outcomes, histogram
+buckets, tokens, cost) is exact, so the difference is too. It is used only
+for a unit that starts after ``oldest``: rollup retention deletes small rows
+before big ones (a month row outlives its first days), and the difference
+must not take out rows that are gone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+KEEP_DAYS = 400  # rollup rows are kept this long (rollup.refresh, retention.prune)
+
+# (+1 to add or -1 to take out, span, start, end): the ``span`` rows with
+# ``hour`` in [start, end).
+Part = tuple[int, str, datetime, datetime]
+
+
+def floor_day(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_month(month: datetime) -> datetime:
+    """The 1st of the month after ``month`` (a 1st, 00:00 UTC)."""
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+def plan(start: datetime, end: datetime, *, per_model: bool, oldest: datetime) -> list[Part]:
+    """The rows that add up to [start, end): whole UTC hours, ``end`` not after the
+    rollup's ``complete_before``. ``per_model=False``: the grouping ignores the
+    model, so whole days come from ``tday`` rows."""
+    days_from = floor_day(start)
+    if days_from != start:
+        days_from += DAY
+    days_to = floor_day(end)
+    if days_from >= days_to:
+        return [(1, "hour", start, end)]
+    day_span = "day" if per_model else "tday"
+    parts = _tail(start, days_from, day_span, floor_day(start), "hour", HOUR, oldest)
+    parts += _days(days_from, days_to, oldest) if per_model else [(1, "tday", days_from, days_to)]
+    parts.append((1, "hour", days_to, end))
+    return parts
+
+
+def _days(start: datetime, end: datetime, oldest: datetime) -> list[Part]:
+    """Whole days [start, end) of each model: month rows, and day rows around them."""
+    first_month = start.replace(day=1)
+    months_from = start if start == first_month else next_month(first_month)
+    months_to = end.replace(day=1)
+    if months_from > months_to:
+        return [(1, "day", start, end)]
+    parts = _tail(start, months_from, "month", first_month, "day", DAY, oldest)
+    parts.append((1, "month", months_from, months_to))
+    parts.append((1, "day", months_to, end))
+    return parts
+
+
+def _tail(
+    start: datetime,
+    end: datetime,
+    big: str,
+    big_start: datetime,
+    small: str,
+    unit: timedelta,
+    oldest: datetime,
+) -> list[Part]:
+    """[start, end): the end of the ``big`` unit beginning at ``big_start``, from its
+    ``small`` rows, or from its ``big`` row minus the ``small`` rows before ``start``
+    when that reads fewer rows."""
+    if start >= end:
+        return []
+    inside = (end - start) // unit
+    before = (start - big_start) // unit
+    if 1 + before >= inside or big_start < oldest:
+        return [(1, small, start, end)]
+    return [(1, big, big_start, start), (-1, small, big_start, start)]
