@@ -203,7 +203,6 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
                 return
             state = self._models[(r.target, r.model)]
         key = state.values
-        self._exposition.mark(key)
         job.probes[r.outcome].inc()
         child = job.last_run or self._set(job, "last_run", self.last_run, key)
         child.set(r.started_at.timestamp() + (r.duration_s or 0.0))
@@ -226,6 +225,12 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
             # answered model stays on its row and in probe --json.
             r = r.replace(response_model=None)
         self._observe_usage(r, state)
+        # Marked after every change, never before: a scrape that takes the mark
+        # fills the key from the children without the lock, so a mark set
+        # before the values moved could be consumed with the old values read
+        # and the last change never shown (tests/exporter/test_exposition.py,
+        # the racing scrapes, caught it).
+        self._exposition.mark(key)
         if r.model_ids is not None:
             self._observe_catalog(r.target, r.model_ids)
             self.catalog_invalid.labels(target=r.target).set(r.invalid_entries or 0)
