@@ -13,11 +13,12 @@ import logging
 from typing import Any
 
 import pytest
-from gwfixtures import MakeContext
+from gwfixtures import PROBE_KEY, MakeContext, ServeFn, reply
 
 from monitor.daemon.substitution_log import SubstitutionLog
 from monitor.outcome import Outcome
 from monitor.probes.chat import probe
+from monitor.probes.contract import probe as contract_probe
 from monitor.simulator.ratelimit_headers import FAMILIES, go_duration
 
 BUCKET = {"limit": 60, "per_s": 1.0}
@@ -112,3 +113,41 @@ async def test_the_log_says_it_once_per_change(
         "gw/chat/sim-a is answered by sim-other (substitution)",
         "gw/chat/sim-a is answered by sim-a again after 1m",
     ]
+
+
+async def test_a_hostile_answered_model_is_stored_clean(
+    serve: ServeFn, make_ctx: MakeContext
+) -> None:
+    # The key echoed back (escaped, as JSON may), a terminal escape, a newline and a
+    # lone surrogate in "model": substituted_by holds one clean line, no key.
+    hostile = f"evil\\u001b[31m\\n{PROBE_KEY}\\ud800-model"
+    body = (
+        '{"model": "' + hostile + '", "choices": [{"index": 0, "message": {"role": "assistant",'
+        ' "content": "OK"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,'
+        ' "completion_tokens": 1}}'
+    )
+    result = await probe(make_ctx(serve(reply(200, body.encode())).base_url), "sim-a")
+    assert result.outcome is Outcome.OK
+    substitute = result.substituted_by
+    assert substitute is not None and substitute == result.response_model
+    assert PROBE_KEY not in substitute and "[REDACTED]" in substitute
+    assert not any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in substitute)
+    substitute.encode("utf-8")  # valid: a database column can hold it
+
+
+async def test_hostile_cors_answers_are_cleaned_and_never_fail_loudly(
+    serve: ServeFn, make_ctx: MakeContext
+) -> None:
+    headers = {
+        "access-control-allow-origin": f"* {PROBE_KEY}",
+        "access-control-allow-headers": "authorization,\x1b[2J content-type",
+        "access-control-expose-headers": "x" * 5000,
+    }
+    ctx = make_ctx(serve(reply(204, b"", headers=headers)).base_url)
+    exchange = await ctx.client.request("OPTIONS", "/chat/completions")
+    cors = dict(exchange.cors)
+    assert PROBE_KEY not in cors["access-control-allow-origin"]
+    assert "\x1b" not in cors["access-control-allow-headers"]
+    assert len(cors["access-control-expose-headers"]) <= 512
+    checked = await contract_probe(ctx, "cors_expose_headers")  # a 204 to GET /models
+    assert checked.outcome is Outcome.INVALID_RESPONSE and PROBE_KEY not in (checked.error or "")
