@@ -18,7 +18,6 @@ combines them.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from sqlalchemy.orm import Session
 from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.store.histogram import LatencyHistogram, bucket
 from monitor.store.levels import KEEP_DAYS, plan
-from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
+from monitor.store.models import ProbeResultRow, RollupState
+from monitor.store.rollup_read import fold, read_groups, read_rows
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -86,11 +86,8 @@ class Aggregate:
         """Take out ``other``'s sums and histogram (rows ``merge`` added in before)."""
         self.probes -= other.probes
         self.successes -= other.successes
-        self.outcomes.subtract(other.outcomes)
-        self.outcomes = +self.outcomes  # no zero counts left behind
-        counts = self.latency.counts
-        counts.subtract(other.latency.counts)
-        self.latency.counts = +counts
+        self.outcomes = _minus(self.outcomes, other.outcomes)
+        self.latency.counts = _minus(self.latency.counts, other.latency.counts)
         self.prompt_tokens -= other.prompt_tokens
         self.completion_tokens -= other.completion_tokens
         self.total_tokens -= other.total_tokens
@@ -110,6 +107,17 @@ class Aggregate:
         self.unpriced += other.unpriced
 
 
+def _minus(counts: Counter[Any], less: Counter[Any]) -> Counter[Any]:
+    """``+(counts - less)``: no zero counts left behind; one pass (``Counter.subtract``
+    then ``+`` was a twentieth of a year's report)."""
+    get = less.get
+    out: Counter[Any] = Counter()
+    for name, count in counts.items():
+        if (left := count - get(name, 0)) > 0:
+            out[name] = left
+    return out
+
+
 # A key function maps (hour or started_at, location, target, probe, model) to a group key.
 KeyFn = Callable[[datetime, str, str, str, str], Hashable]
 
@@ -125,6 +133,10 @@ def by_day(at: datetime, _location: str, target: str, _probe: str, _model: str) 
 def by_location(_at: datetime, location: str, target: str, probe: str, _model: str) -> Hashable:
     """(location, target, probe kind): the models and chat probes never share a group."""
     return (location, target, probe)
+
+
+# Keys that never look at the hour: the database sums their rollup rows (fold_rollup).
+_TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location})
 
 
 def complete_before(session: Session) -> datetime | None:
@@ -158,9 +170,10 @@ def aggregate(
     upto = done if until is None else min(done, floor_hour(until))
     conn = session.connection()
     oldest = done - timedelta(days=KEEP_DAYS - 1)
+    parts = plan(rollup_from, upto, per_model=per_model, oldest=oldest)
+    fold_rollup(conn, groups, key, location, [p[1:] for p in parts if p[0] > 0])
     minus: dict[Hashable, Aggregate] = {}
-    for sign, span, start, end in plan(rollup_from, upto, per_model=per_model, oldest=oldest):
-        add_rollup_rows(conn, groups if sign > 0 else minus, key, location, span, start, end)
+    fold_rollup(conn, minus, key, location, [p[1:] for p in parts if p[0] < 0])
     for k, less in minus.items():  # a day's or month's row minus its rows before the window
         agg = groups.setdefault(k, Aggregate())
         agg.subtract(less)
@@ -182,78 +195,38 @@ def add_rollup_rows(
     end: datetime,
 ) -> None:
     """Fold the rollup rows of ``span`` (hour, day, tday, month) in [start, end) into ``groups``."""
-    if start >= end:
-        return
-    r = RollupHourly
-    query = select(
-        r.hour, r.location, r.target, r.probe, r.model, r.probes, r.successes, r.outcomes,
-        r.latency_hist, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.cost_usd,
-        r.unpriced,
-    ).where(r.span == span, r.hour >= start, r.hour < end)  # fmt: skip
-    if location is not None:
-        query = query.where(r.location == location)
-    # The JSON columns are most of the per-row work (a day row's histogram has
-    # ~35 buckets): collect each group's texts and parse them _CHUNK at a time
-    # as one JSON array, merging into plain dicts keyed by the JSON's strings,
-    # converted once per group at the end. Per-row json.loads and
-    # Counter.update were 70 % of a 365-day report (benchmarks/history.py).
-    texts: dict[Hashable, _Pending] = {}
-    for row in conn.execute(query):
-        agg = groups.get(k := key(row[0], row[1], row[2], row[3], row[4]))
+    fold_rollup(conn, groups, key, location, [(span, start, end)])
+
+
+def fold_rollup(
+    conn: Connection,
+    groups: dict[Hashable, Aggregate],
+    key: KeyFn,
+    location: str | None,
+    parts: list[tuple[str, datetime, datetime]],
+) -> None:
+    """Fold the rollup rows of every (span, start, end) of ``parts`` into ``groups``.
+
+    A key that ignores the hour gets the rows summed per location, target,
+    probe and model by the database (``rollup_read.read_groups``); each
+    group's rows are then folded at once, column by column.
+    """
+    if key in _TIMELESS:
+        rows = read_groups(conn, parts, location)
+    else:
+        rows = read_rows(conn, parts, location)
+    pending: dict[Hashable, list[Any]] = {}
+    for row in rows:
+        found = pending.get(k := key(row[0], row[1], row[2], row[3], row[4]))
+        if found is None:
+            pending[k] = [row]
+        else:
+            found.append(row)
+    for k, found in pending.items():
+        agg = groups.get(k)
         if agg is None:
             agg = groups[k] = Aggregate()
-        pending = texts.get(k)
-        if pending is None:
-            pending = texts[k] = _Pending()
-        pending.outcome_texts.append(row[7])
-        pending.hist_texts.append(row[8])
-        if len(pending.hist_texts) >= _CHUNK:
-            pending.flush()
-        agg.probes += row[5]
-        agg.successes += row[6]
-        agg.prompt_tokens += row[9]
-        agg.completion_tokens += row[10]
-        agg.total_tokens += row[11]
-        agg.cost_usd += row[12]
-        agg.unpriced += row[13]
-    for k, pending in texts.items():
-        pending.flush()
-        agg = groups[k]
-        agg.outcomes.update(pending.outcomes)
-        counts = agg.latency.counts
-        for index, count in pending.hist.items():
-            counts[int(index)] += count
-
-
-_CHUNK = 512
-
-
-class _Pending:
-    """One group's not yet parsed JSON texts and what is merged so far."""
-
-    __slots__ = ("hist", "hist_texts", "outcome_texts", "outcomes")
-
-    def __init__(self) -> None:
-        self.outcome_texts: list[str] = []
-        self.hist_texts: list[str] = []
-        self.outcomes: dict[str, int] = {}
-        self.hist: dict[str, int] = {}
-
-    def flush(self) -> None:
-        _merge(self.outcomes, self.outcome_texts)
-        _merge(self.hist, self.hist_texts)
-        self.outcome_texts.clear()
-        self.hist_texts.clear()
-
-
-def _merge(into: dict[str, int], texts: list[str]) -> None:
-    """Add the JSON objects ``texts`` ({key: count}) into ``into``: one parse for all."""
-    if not texts:
-        return
-    get = into.get
-    for counts in json.loads("[" + ",".join(texts) + "]"):
-        for name, count in counts.items():
-            into[name] = get(name, 0) + count
+        fold(agg, found)
 
 
 def raw_columns() -> tuple[Any, ...]:

@@ -1,0 +1,44 @@
+"""Rollup JSON texts added up (monitor.store.rollup_read): the sums of one object at a time."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+
+from monitor.store.histogram import LAST, LatencyHistogram
+from monitor.store.rollup_read import _CHUNK, sum_hist, sum_json
+
+
+def one_by_one(texts: list[str]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for text in texts:
+        for obj in json.loads("[" + text + "]"):
+            total.update(obj)
+    return total
+
+
+def test_histograms_add_up_as_one_object_at_a_time() -> None:
+    rng = random.Random(20)
+    hists = []
+    for _ in range(3 * _CHUNK + 7):  # several chunks; some empty histograms
+        counts = Counter(
+            {rng.randrange(LAST + 1): rng.randrange(1, 500) for _ in range(rng.randrange(6))}
+        )
+        hists.append(LatencyHistogram(counts).to_json())
+    # read_groups joins a group's objects with commas: some texts hold several
+    texts = [",".join(hists[i : i + 5]) for i in range(0, len(hists), 5)] + hists
+    expected = {int(k): v for k, v in one_by_one(texts).items()}
+    assert sum_hist(texts) == expected
+    assert dict(sum_json(texts)) == dict(one_by_one(texts))
+
+
+def test_indexes_outside_the_buckets_take_the_general_way() -> None:
+    texts = ['{"3":2,"5":1},{}', f'{{"{LAST + 40}":2}}', '{"-1":4,"3":1}']
+    assert sum_hist(texts) == {3: 3, 5: 1, LAST + 40: 2, -1: 4}
+    assert sum_hist(["{}", "{},{}"]) == {}
+
+
+def test_outcome_names_keep_their_first_order() -> None:
+    texts = ['{"timeout":1},{"ok":3}', '{"ok":2,"server_error":1}']
+    assert list(sum_json(texts).items()) == [("timeout", 1), ("ok", 5), ("server_error", 1)]
