@@ -25,17 +25,29 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 def cmd_config_check(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
     """Validate, read the keys, print the forecast: 0, or ConfigError (exit 2).
 
+    The worst-case forecast always; then, when the configured database has
+    chat rows of this location (monitor.store.usage_history), the expected
+    figure from them (monitor.spend.expected). The database is only read.
+
     With ``--online``, one ``GET /models`` per target follows (monitor.cli.online),
     one line each; then 1 when any target failed its check, else 0.
     """
+    from monitor.spend.expected import expected, render_expected
     from monitor.spend.forecast import forecast, render_forecast
+    from monitor.store.usage_history import load_usage_history
 
     cfg = _load(args)
     for target in cfg.targets:
         scrubber.add(target.api_key())  # a missing key is a config error worth knowing now
     names = ", ".join(t.name for t in cfg.targets)
     print(f"{cfg.source}: ok ({len(cfg.targets)} target(s): {names})")
-    print(render_forecast(forecast(cfg)))
+    worst = forecast(cfg)
+    print(render_forecast(worst))
+    # The expected figure needs measured rows; no database, or one that does
+    # not answer, leaves the worst case alone (load_usage_history never raises).
+    history = load_usage_history(cfg, datetime.now(UTC))
+    if history is not None:
+        print(render_expected(expected(worst, cfg, history)))
     if not getattr(args, "online", False):
         return 0
     import asyncio
