@@ -128,6 +128,10 @@ class MonitorConfig(_Model):
     # The status page at / and its badges; unset: "token" with a metrics token, else public.
     status_page: Literal["public", "token", "off"] | None = None
     badges: Literal["public", "token", "off"] | None = None
+    # "compact" for very large catalogs (thousands of models): latency histograms
+    # per (target, probe) instead of per model, and a per-model series that would
+    # start at 0 appears with its first non-zero value (monitor.exporter.exporter).
+    model_metrics: Literal["full", "compact"] = "full"
 
     @field_validator("data_dir")
     @classmethod

@@ -7,17 +7,17 @@ raises for a database that does not answer.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 from monitor import __version__
+from monitor.daemon.jsonbody import ResultsJson, encode, json_object
 from monitor.daemon.scheduler import ProbeScheduler
 from monitor.daemon.standby import ProberGate
+from monitor.daemon.status_window import StatusWindow
 from monitor.results import ProbeResult
-from monitor.store import queries
 from monitor.store.startup import Store
 
 log = logging.getLogger("nexomon.daemon")
@@ -49,26 +49,27 @@ def status_document(
     location: str,
     now: datetime,
     last_results: dict[tuple[str, str, str], ProbeResult],
-    store: Store | None,
+    window: StatusWindow,
+    results_json: ResultsJson,
     *,
     tls: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The ``/api/v1/status`` JSON: the last result per job, the 24 h summary and
-    ``tls``, the certificate of each https target (monitor.exporter.tls.TlsWatch.rows:
-    version, notAfter, days left)."""
-    summary: list[dict[str, Any]] = []
-    if store is not None:
-        try:
-            with Session(store.engine) as session:
-                since = now - timedelta(hours=24)
-                summary = [row.to_json() for row in queries.status_summary(session, since)]
-        except Exception as exc:
-            log.warning("status: database query failed: %s", type(exc).__name__)
-    return {
-        "version": __version__,
-        "location": location,
-        "generated_at": now.isoformat(),
-        "last_results": [r.to_json() for r in list(last_results.values())],
-        "window_24h": summary,
-        "tls": tls or [],
-    }
+) -> bytes:
+    """The ``/api/v1/status`` JSON: the last result per job, the 24 h summary
+    (``window_24h``, computed at ``window_24h_at``, at most about a minute old:
+    monitor.daemon.status_window) and ``tls``, the certificate of each https
+    target (monitor.exporter.tls.TlsWatch.rows: version, notAfter, days left).
+
+    Encoded JSON, from parts kept encoded (monitor.daemon.jsonbody): each last
+    result is encoded once, the window once per refresh."""
+    computed_at, summary = window.rows(now)
+    return json_object(
+        [
+            ("version", encode(__version__)),
+            ("location", encode(location)),
+            ("generated_at", encode(now.isoformat())),
+            ("last_results", results_json.encode(last_results)),
+            ("window_24h", summary),
+            ("window_24h_at", encode(None if computed_at is None else computed_at.isoformat())),
+            ("tls", encode(tls or [])),
+        ]
+    )

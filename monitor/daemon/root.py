@@ -26,7 +26,6 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -37,11 +36,13 @@ from monitor.config.model import Config
 from monitor.daemon import runtime
 from monitor.daemon.answers import readiness, status_document
 from monitor.daemon.catalog_log import CatalogLog
+from monitor.daemon.jsonbody import ResultsJson
 from monitor.daemon.maintenance import maintenance_loop
 from monitor.daemon.runner import ProbeRunner, RetryAfterHolds
 from monitor.daemon.scheduler import ProbeScheduler
 from monitor.daemon.standby import ProberGate
 from monitor.daemon.statelog import StateLog
+from monitor.daemon.status_window import StatusWindow
 from monitor.daemon.substitution_log import SubstitutionLog
 from monitor.daemon.web import WebServer, build_app, connection_limit
 from monitor.daemon.wiring import (
@@ -91,7 +92,10 @@ class Daemon:
         self.now = now
         self.registry = CollectorRegistry()
         self.exporter = Exporter(
-            self.registry, version=__version__, location=config.monitor.location
+            self.registry,
+            version=__version__,
+            location=config.monitor.location,
+            compact=config.monitor.model_metrics == "compact",
         )
         self.catalog_log = CatalogLog(self.exporter)
         # TLS expiry of the https targets, from the connection of each /models probe.
@@ -101,6 +105,8 @@ class Daemon:
         self.state_log = StateLog()
         self.substitution_log = SubstitutionLog()
         self.last_results: dict[tuple[str, str, str], ProbeResult] = {}
+        self.status_window = StatusWindow(lambda: self.store, now=self.now)
+        self.results_json = ResultsJson()  # /api/v1/status: each last result encoded once
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self.store: Store | None = None
@@ -134,10 +140,17 @@ class Daemon:
     def _ready(self) -> tuple[bool, str]:
         return readiness(self.gate, self.scheduler, self.store)
 
-    def _status(self) -> dict[str, Any]:
+    def _status(self) -> bytes:
         location = self.config.monitor.location
         now = self.now()
-        return status_document(location, now, self.last_results, self.store, tls=self.tls.rows(now))
+        return status_document(
+            location,
+            now,
+            self.last_results,
+            self.status_window,
+            self.results_json,
+            tls=self.tls.rows(now),
+        )
 
     def _start_probing(
         self, config: Config, budget: Budget, holds: RetryAfterHolds | None = None

@@ -204,6 +204,11 @@ class ProbeScheduler:
             coalesce=True,
             misfire_grace_time=max(1, int(interval)),
             replace_existing=True,
+            # Given, not left to the trigger: a job added before the scheduler
+            # starts (every job at start-up) whose first time has passed by then
+            # would otherwise wait for the next point of its grid, a whole
+            # interval (100 targets: a models probe 60 s late, its chat jobs too).
+            next_run_time=start,
         )
         self.exporter.set_interval(target, probe, model, interval)
 

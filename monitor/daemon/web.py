@@ -8,7 +8,10 @@ Contracts:
   ``Exporter.render_async``, the same samples and values, incrementally and
   in slices). With a ``metrics_token`` the request must carry
   ``Authorization: Bearer <token>`` (compared in constant time), else 401
-  with ``WWW-Authenticate: Bearer``.
+  with ``WWW-Authenticate: Bearer``. A client that accepts gzip (Prometheus
+  asks for it at every scrape) gets the body gzip-compressed (level 1, in a
+  worker thread), as prometheus_client's own handlers do: 10,000 models in
+  ``model_metrics = "compact"`` are ~13 MB of text, ~1.5 MB on the wire.
 - ``/healthz``: 200 ``ok`` while the process serves HTTP at all.
 - ``/readyz``: 200 ``{"status": "ready"}`` or 503
   ``{"status": "not ready", "reason": ...}`` from the ``ready()`` callback.
@@ -31,16 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hmac
 import inspect
-import json
 import logging
 import random
 import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
 import uvicorn
@@ -51,6 +52,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from monitor.daemon.jsonbody import encode
 
 log = logging.getLogger("nexomon.web")
 
@@ -65,18 +68,9 @@ _INDEX = """<!doctype html>
 """
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
 def _json(content: Any, status_code: int = 200) -> Response:
-    body = json.dumps(content, default=_json_default, ensure_ascii=False, allow_nan=False)
+    """``content`` encoded (monitor.daemon.jsonbody), or as is when it is JSON bytes already."""
+    body = content if isinstance(content, bytes) else encode(content)
     return Response(body, status_code=status_code, media_type="application/json")
 
 
@@ -94,11 +88,15 @@ def _unauthorized() -> Response:
     )
 
 
+# Level 1: ~10x smaller for exposition text at a fraction of level 6's CPU.
+METRICS_GZIP_LEVEL = 1
+
+
 def build_app(
     *,
     registry: CollectorRegistry,
     ready: Callable[[], tuple[bool, str]],
-    status: Callable[[], dict[str, Any]],
+    status: Callable[[], dict[str, Any] | bytes],
     metrics_token: str | None,
     status_token: str | None = None,
     render_metrics: Callable[[CollectorRegistry], bytes | Awaitable[bytes]] = generate_latest,
@@ -119,7 +117,11 @@ def build_app(
             body = await render_metrics(registry)  # type: ignore[misc]
         else:
             body = await run_in_threadpool(render_metrics, registry)
-        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+        headers = {"Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            body = await run_in_threadpool(gzip.compress, body, METRICS_GZIP_LEVEL)
+            headers["Content-Encoding"] = "gzip"
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4, headers=headers)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")

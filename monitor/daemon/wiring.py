@@ -13,9 +13,11 @@ import errno
 import logging
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
+import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from starlette.routing import BaseRoute
@@ -92,8 +94,14 @@ def user_agent(location: str) -> str:
 
 
 def build_clients(config: Config, scrubber: SecretScrubber) -> dict[str, GatewayClient]:
-    """One GatewayClient per target; each key read is registered for log redaction."""
+    """One GatewayClient per target; each key read is registered for log redaction.
+
+    The https targets share one TLS context (CA bundle loaded once: ~0.8 MB and
+    ~10 ms each otherwise, 80 MB at 100 targets); without one, none is made.
+    """
     clients = {}
+    https = any(t.base_url.lower().startswith("https:") for t in config.targets)
+    verify: ssl.SSLContext | bool = httpx.create_ssl_context(trust_env=True) if https else True
     for target in config.targets:
         key = target.api_key()
         scrubber.add(key)
@@ -103,6 +111,7 @@ def build_clients(config: Config, scrubber: SecretScrubber) -> dict[str, Gateway
             timeout=target.timeout,
             max_body_bytes=target.max_body_bytes,
             user_agent=user_agent(config.monitor.location),
+            verify=verify,
         )
     return clients
 

@@ -49,6 +49,15 @@ Contracts:
   time the exporter happened to see it.
 - Values from the gateway that a counter cannot take (negative token
   counts or cost) are ignored, never raised: observing is not allowed to fail.
+- ``compact=True`` (``[monitor] model_metrics = "compact"``, for catalogs of
+  thousands of models; same names and label sets): a job's latency histogram
+  is kept per (target, probe) with ``model=""`` (under the key (target, "")
+  with the phase histograms), and ``nexomon_probes_total{outcome}``,
+  ``nexomon_model_unpriced``, ``nexomon_model_substituted`` and
+  ``nexomon_model_substitutions_total`` appear with their first non-zero
+  value instead of at 0. The price: increase() over a new series misses its
+  first count, so an alert on a new failure kind fires one probe later.
+  ~8 series a chat model instead of ~66 (benchmarks/scale.py).
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ from prometheus_client.metrics import MetricWrapperBase
 from monitor.exporter.children import JobChildren, ModelChildren
 from monitor.exporter.collectors import WithoutCreated, WriterCollector, WriterStats
 from monitor.exporter.exposition import Children, Key, SeriesExposition
+from monitor.exporter.forgetting import SeriesRemoval
 from monitor.exporter.metrics import (
     CATALOG_CHANGES,
     HISTOGRAM_PHASES,
@@ -79,7 +89,7 @@ from monitor.results import ProbeResult
 CONTRACT_PROBE = "contract"  # monitor.probes.contract.KIND (probes sit above the exporter)
 
 
-class Exporter(UsageSignals, StreamSignals, MetricSet):
+class Exporter(SeriesRemoval, UsageSignals, StreamSignals, MetricSet):
     """Owns every nexomon metric; the runner and scheduler feed it.
 
     Thread-safe: observing may happen on the event loop while a scrape
@@ -88,9 +98,15 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
     """
 
     def __init__(
-        self, registry: CollectorRegistry, *, version: str, location: str = "default"
+        self,
+        registry: CollectorRegistry,
+        *,
+        version: str,
+        location: str = "default",
+        compact: bool = False,
     ) -> None:
-        """``location`` is ``[monitor] location`` (its default is the config's)."""
+        """``location`` is ``[monitor] location`` (its default is the config's);
+        ``compact`` is ``model_metrics = "compact"`` (see the module docstring)."""
         inner = CollectorRegistry(auto_describe=True)
         super().__init__(inner, version=version, location=location)
         const = {LOCATION_LABEL: location}
@@ -129,6 +145,9 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
         # order; their series live under the key (target, "") in _series.
         self._phases: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._contract_checks: dict[str, set[str]] = {}
+        self.compact = compact
+        # compact: (target, probe) -> its latency histogram child (model ""), under (target, "").
+        self._target_durations: dict[tuple[str, str], Any] = {}
 
     # -- label bookkeeping and the child cache ---------------------------------
 
@@ -180,7 +199,8 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
         job = state.jobs.get(probe)
         if job is None:
             key, values = state.values, (target, probe, model)
-            probes = {o: self._child(self.probes, key, (*values, o.value)) for o in Outcome}
+            outcomes = () if self.compact else Outcome  # compact: each on its first count
+            probes = {o: self._child(self.probes, key, (*values, o.value)) for o in outcomes}
             job = state.jobs[probe] = JobChildren(values, probes)
         return job
 
@@ -203,7 +223,12 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
                 return
             state = self._models[(r.target, r.model)]
         key = state.values
-        job.probes[r.outcome].inc()
+        counter = job.probes.get(r.outcome)
+        if counter is None:  # compact mode's first count of this outcome
+            counter = job.probes[r.outcome] = self._child(
+                self.probes, key, (*job.values, r.outcome.value)
+            )
+        counter.inc()
         child = job.last_run or self._set(job, "last_run", self.last_run, key)
         child.set(r.started_at.timestamp() + (r.duration_s or 0.0))
 
@@ -216,7 +241,7 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
             elif r.outcome is Outcome.OK and r.duration_s is not None:
                 # The report's latency population (monitor.store.aggregate): ok
                 # answers with a duration. A 500 answered in 60 ms is no latency.
-                child = job.duration or self._set(job, "duration", self.duration, key)
+                child = job.duration or self._duration_child(job, key)
                 child.observe(r.duration_s)
                 self._observe_phases(r)
 
@@ -247,6 +272,18 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
         children[0].observe(phases.connect + (phases.tls or 0.0))  # "connect"
         children[1].observe(phases.processing)  # "processing"
         self._exposition.mark(key)
+
+    def _duration_child(self, job: JobChildren, key: Key) -> Any:
+        """The job's latency histogram child: its own, or (compact) its target's."""
+        if not self.compact:
+            return self._set(job, "duration", self.duration, key)
+        target, probe, _ = job.values
+        child = self._target_durations.get((target, probe))
+        if child is None:
+            child = self._child(self.duration, (target, ""), (target, probe, ""))
+            self._target_durations[(target, probe)] = child
+        job.duration = child  # _observe_phases marks (target, "") after every observation
+        return child
 
     def _set(
         self, holder: JobChildren | ModelChildren, attr: str, metric: MetricWrapperBase, key: Key
@@ -287,6 +324,8 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
         state = self._models.get((target, model))
         if state is not None and state.unpriced_value is unpriced:
             return  # a forget() racing this is as if it came after: the series is gone
+        if self.compact and not unpriced and (state is None or state.unpriced is None):
+            return  # compact: the series appears with its first 1
         with self._lock:
             state = self._model(target, model)
             if state is None:
@@ -305,59 +344,6 @@ class Exporter(UsageSignals, StreamSignals, MetricSet):
                 key = (target, model)
                 (job.interval or self._set(job, "interval", self.interval, key)).set(seconds)
                 self._exposition.mark(key)
-
-    def forget(self, target: str, model: str, *, keep_listed: bool = False) -> None:
-        """Remove the series of (target, model) and free its label slot.
-
-        ``keep_listed`` (a model that left /models): keep its
-        ``nexomon_model_listed`` 0 series, so "delisted" stays visible and
-        alertable, and keep its slot until a newcomer needs one (the oldest
-        delisted model is evicted first), so the bound stays ``max_models``.
-        The child cache of the model goes either way (a delisted model that
-        comes back is admitted and cached anew).
-        """
-        with self._lock:
-            self._forget(target, model, keep_listed=keep_listed)
-
-    def _forget(self, target: str, model: str, *, keep_listed: bool) -> None:
-        """``forget`` with the lock held."""
-        key = (target, model)
-        self._models.pop(key, None)
-        if model == "":  # the phase histograms' key (see __init__)
-            for target_probe in [k for k in self._phases if k[0] == target]:
-                del self._phases[target_probe]
-        series = self._series.pop(key, {})
-        kept = {(m, v): c for (m, v), c in series.items() if keep_listed and m is self.listed}
-        for metric, values in series.keys() - kept.keys():
-            metric.remove(*values)
-        self._exposition.mark(key, structural=True)
-        if kept:
-            self._series[key] = kept
-            self._slots.delist(target, model)
-            return
-        self._slots.release(target, model)
-        self._listed.get(target, set()).discard(model)
-
-    def forget_target(self, target: str) -> None:
-        """Remove every series of a target (it left the config on reload)."""
-        with self._lock:
-            models = {model for t, model in (*self._series, *self._models) if t == target}
-        for model in models:
-            self.forget(target, model)
-        with self._lock:
-            for metric in (
-                self.catalog_size,
-                self.over_limit,
-                self.catalog_flaps,
-                self.catalog_invalid,
-                self.rl_invalid,
-            ):
-                metric.remove(target)
-            for change in CATALOG_CHANGES:
-                self.catalog_changes.remove(target, change)
-            self._slots.drop(target)
-            self._listed.pop(target, None)
-            self._forget_contract(target)
 
     def bind_writer(self, stats: Callable[[], WriterStats]) -> None:
         """Export the writer's health; ``stats()`` is called at every scrape."""

@@ -16,6 +16,7 @@ Contracts:
   model: ``nexomon_model_substituted`` is 1 or 0 for the last such answer
   and ``nexomon_model_substitutions_total`` starts at 0, so ``increase()``
   sees the first substitution. An answer without a model changes neither.
+  With ``compact`` the pair appears with the first substitution, at 1.
 - A ``contract`` result (monitor.probes.contract; ``model`` is the check's
   name) sets ``nexomon_contract_check{target,check}`` and nothing else.
 """
@@ -48,6 +49,7 @@ class UsageSignals:
     substituted: Any
     substitutions: Any
     contract_check: Any
+    compact: bool  # [monitor] model_metrics = "compact" (see monitor.exporter.exporter)
     _lock: Any
     # target -> the contract checks exported for it (forget_target removes them)
     _contract_checks: dict[str, set[str]]
@@ -120,6 +122,8 @@ class UsageSignals:
 
     def _observe_substitution(self, r: ProbeResult, state: ModelChildren) -> None:
         substituted = r.substituted_by is not None
+        if self.compact and not substituted and (self.substituted, "") not in state.signals:
+            return  # compact: the pair appears with the first substitution
         self._signal(state, self.substituted, "").set(1 if substituted else 0)
         counter = self._signal(state, self.substitutions, "")
         if substituted:

@@ -8,6 +8,7 @@ longer than its interval and count how many runs of a job overlap.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -98,6 +99,22 @@ async def test_first_runs_follow_the_spread_and_the_listing_comes_first() -> Non
     assert 0 <= firsts["t/models/"] < 2.0  # the listing decides the rest: it goes first
     for job in jobs.values():
         assert job.max_instances == 1 and job.coalesce
+
+
+async def test_a_first_run_that_passed_before_the_scheduler_started_still_runs_at_once() -> None:
+    # At start-up every job is added before the scheduler starts; with 100
+    # targets that took long enough for some listings' first times to pass,
+    # and APScheduler then waited for the next point of the grid: an hour here.
+    scheduler, runner, _ = make()
+    started = time.time()
+    scheduler._clock = lambda: started - 10.0  # every first time is 10 s gone at start()
+    scheduler.add_target(target(models=("a",), models_interval=3600.0, chat_interval=3600.0))
+    scheduler.start()
+    try:
+        await wait_until(lambda: runner.runs[("t", "models", "")] == 1, timeout=5.0)
+    finally:
+        scheduler.shutdown()
+        await scheduler.drain(10)
 
 
 async def test_a_run_longer_than_its_interval_never_overlaps_and_counts_misfires() -> None:

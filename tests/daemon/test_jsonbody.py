@@ -1,0 +1,38 @@
+"""monitor.daemon.jsonbody: pre-encoded parts give the bytes json.dumps would give."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import timedelta
+
+import pytest
+
+from monitor.daemon.jsonbody import ResultsJson, encode, json_object
+from tests.store.factory import chat
+
+
+def test_results_are_encoded_once_and_follow_every_change() -> None:
+    cache = ResultsJson()
+    a, b = chat(1, model="a"), chat(2, model="b", error="caf\u00e9 \u2603")
+    results = {("t", "chat", "a"): a, ("t", "chat", "b"): b}
+    first = cache.encode(results)
+    assert json.loads(first) == [a.to_json(), b.to_json()]
+    assert "caf\u00e9 \u2603".encode() in first  # UTF-8, not \\u escapes
+
+    newer = chat(3, model="a", started_at=a.started_at + timedelta(minutes=1))
+    results[("t", "chat", "a")] = newer
+    del results[("t", "chat", "b")]
+    assert json.loads(cache.encode(results)) == [newer.to_json()]
+    assert list(cache._encoded) == [("t", "chat", "a")]  # b's encoding is gone
+
+
+def test_json_object_keeps_the_order_and_the_encoded_values() -> None:
+    body = json_object([("z", encode(1)), ("a", b"[1,2]"), ("m", encode(None))])
+    assert body == b'{"z":1,"a":[1,2],"m":null}'
+    assert list(json.loads(body)) == ["z", "a", "m"]
+
+
+def test_nan_is_refused_as_before() -> None:
+    with pytest.raises(ValueError):
+        encode({"x": math.nan})
