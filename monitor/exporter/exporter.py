@@ -55,9 +55,12 @@ Contracts:
   with the phase histograms), and ``nexomon_probes_total{outcome}``,
   ``nexomon_model_unpriced``, ``nexomon_model_substituted`` and
   ``nexomon_model_substitutions_total`` appear with their first non-zero
-  value instead of at 0. The price: increase() over a new series misses its
-  first count, so an alert on a new failure kind fires one probe later.
-  ~8 series a chat model instead of ~66 (benchmarks/scale.py).
+  value instead of at 0, and ``nexomon_probe_http_status_code`` with its
+  first status other than 200 (then it stays and follows every answer).
+  The price: increase() over a new series misses its first count, so an
+  alert on a new failure kind fires one probe later. The phase histograms
+  keep octave buckets (``PHASE_BUCKETS_COMPACT``). ~7 series a chat model
+  instead of ~66 (benchmarks/scale.py).
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ class Exporter(SeriesRemoval, UsageSignals, StreamSignals, MetricSet):
         """``location`` is ``[monitor] location`` (its default is the config's);
         ``compact`` is ``model_metrics = "compact"`` (see the module docstring)."""
         inner = CollectorRegistry(auto_describe=True)
-        super().__init__(inner, version=version, location=location)
+        super().__init__(inner, version=version, location=location, compact=compact)
         const = {LOCATION_LABEL: location}
 
         # The per-(target, model) families (every metric with both labels; they
@@ -234,8 +237,12 @@ class Exporter(SeriesRemoval, UsageSignals, StreamSignals, MetricSet):
 
         if r.outcome is not Outcome.SKIPPED:
             (job.success or self._set(job, "success", self.success, key)).set(1 if r.success else 0)
-            child = job.http_status or self._set(job, "http_status", self.http_status, key)
-            child.set(r.http_status or 0)
+            status = r.http_status or 0
+            child = job.http_status
+            if child is None and not (self.compact and status == 200):  # compact: first non-200
+                child = self._set(job, "http_status", self.http_status, key)
+            if child is not None:
+                child.set(status)
             if r.outcome is Outcome.OK and r.probe == STREAM_PROBE:
                 self._observe_stream(r, state)  # its own latency figures (stream_signals)
             elif r.outcome is Outcome.OK and r.duration_s is not None:

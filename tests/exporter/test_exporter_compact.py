@@ -42,7 +42,7 @@ def per_model(rows: list[tuple[str, dict[str, str], float]], model: str) -> list
     )
 
 
-def test_a_chat_model_has_eight_series_not_sixty_six() -> None:
+def test_a_chat_model_has_seven_series_not_sixty_six() -> None:
     # Without a price or rate-limit headers; each adds its own series in both modes.
     answer = result(model="m1", cost_usd=None, ratelimit_limit=None, ratelimit_remaining=None)
     full, full_registry = make(compact=False)
@@ -55,7 +55,6 @@ def test_a_chat_model_has_eight_series_not_sixty_six() -> None:
     compact_rows = samples(compact, compact_registry)
     assert per_model(compact_rows, "m1") == [
         "nexomon_model_listed",
-        "nexomon_probe_http_status_code",
         "nexomon_probe_interval_seconds",
         "nexomon_probe_last_run_timestamp_seconds",
         "nexomon_probe_success",
@@ -101,6 +100,44 @@ def test_an_outcome_appears_with_its_first_count() -> None:
         if name == "nexomon_probes_total" and labels["model"] == "m1"
     }
     assert outcomes == {"timeout": 2.0, "ok": 1.0}
+
+
+def test_the_http_status_appears_with_the_first_answer_other_than_200_and_then_stays() -> None:
+    exporter, registry = make(compact=True)
+
+    def statuses() -> dict[str, float]:
+        return {
+            labels["model"]: value
+            for name, labels, value in samples(exporter, registry)
+            if name == "nexomon_probe_http_status_code" and labels["probe"] == "chat"
+        }
+
+    exporter.observe(result(model="m1"))
+    exporter.observe(result(model="m2"))
+    assert statuses() == {}
+    exporter.observe(result(model="m1", outcome=Outcome.SERVER_ERROR, http_status=503))
+    exporter.observe(result(model="m2", outcome=Outcome.TIMEOUT, http_status=None))
+    assert statuses() == {"m1": 503.0, "m2": 0.0}
+    exporter.observe(result(model="m1"))  # answered again: the series follows, at 200
+    assert statuses() == {"m1": 200.0, "m2": 0.0}
+
+
+def test_the_phase_histograms_have_octave_buckets() -> None:
+    bounds: dict[bool, list[str]] = {}
+    for compact in (False, True):
+        exporter, registry = make(compact=compact)
+        exporter.observe(result(model="m1"))
+        bounds[compact] = [
+            labels["le"]
+            for name, labels, _ in samples(exporter, registry)
+            if name == "nexomon_probe_phase_duration_seconds_bucket"
+            and labels["phase"] == "connect"
+        ]
+    assert len(bounds[False]) == 47  # 46 bounds and +Inf
+    assert bounds[True] == [
+        "0.0025", "0.005", "0.01", "0.02", "0.04", "0.08", "0.16", "0.32", "0.64",
+        "1.28", "2.56", "5.12", "10.24", "20.48", "40.96", "81.92", "+Inf",
+    ]  # fmt: skip
 
 
 def test_unpriced_and_substitution_appear_when_they_first_happen_and_then_stay() -> None:
