@@ -94,7 +94,7 @@ async def cmd_probe(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
 def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
     """Read-only: a missing database or an old schema is a ConfigError (exit 2)."""
     from monitor.cli.report import build_report, parse_since, render
-    from monitor.store.startup import open_for_reading
+    from monitor.store.reading import open_for_reading
 
     cfg = _load(args)
     try:

@@ -166,13 +166,13 @@ def sum_hist(texts: Sequence[str]) -> dict[int, int]:
     slots = [0] * (LAST + 1)
     for at in range(0, len(texts), _CHUNK):
         text = ",".join(texts[at : at + _CHUNK]).translate(_AS_PAIRS)
-        flat = list(chain.from_iterable(json.loads("[" + text + "]")))
-        indexes, counts = flat[0::2], flat[1::2]
         try:
-            if indexes and min(indexes) < 0:
-                raise IndexError(min(indexes))
-            for index, count in zip(indexes, counts, strict=True):
-                slots[index] += count
-        except IndexError:  # not a histogram.to_json text: the general way
+            if "-" in text:  # a negative index would count from the end: not ours
+                raise IndexError(text)
+            for pairs in json.loads("[" + text + "]"):
+                it = iter(pairs)
+                for index in it:  # index, count, index, count, ...
+                    slots[index] += next(it)
+        except (IndexError, StopIteration):  # not a histogram.to_json text: the general way
             return {int(index): count for index, count in sum_json(texts).items()}
     return {index: count for index, count in enumerate(slots) if count}

@@ -1,4 +1,4 @@
-"""Opening the store for ``nexomon run`` and ``nexomon probe``, and for reading.
+"""Opening the store for ``nexomon run`` and ``nexomon probe``.
 
 ``open_store`` migrates the database, makes the engine and starts the
 ResultWriter (its journal and spool beside the data); ``Store.close``
@@ -7,16 +7,14 @@ flushes the writer, disposes of the engine and returns the writer's
 ``summary_level`` grades for the exit message. A SQLite file (or folder)
 that cannot be created is a ConfigError naming ``monitor.database_url``.
 
-``open_for_reading`` is the read-only commands' way in (``nexomon report``):
-it never creates a file or migrates; a missing SQLite file or a schema that
-is not this release's head is a ConfigError (exit 2) saying what to run.
+The read-only commands' way in is ``monitor.store.reading.open_for_reading``
+(apart, so that ``nexomon report`` does not import the writer).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,16 +24,8 @@ from sqlalchemy.engine import Engine
 
 from monitor.config.model import Config
 from monitor.errors import ConfigError, StoreError
-from monitor.store.db import (
-    create_sqlite_file,
-    current_revisions,
-    head_revision,
-    make_engine,
-    normalize_url,
-    redact,
-    sqlite_file,
-    upgrade,
-)
+from monitor.store.db import create_sqlite_file, make_engine, normalize_url, sqlite_file, upgrade
+from monitor.store.reading import where as _where
 from monitor.store.spool import SpoolLock, hold_spool
 from monitor.store.writer import OUTAGE_ERRORS, CloseSummary, ResultWriter
 
@@ -128,14 +118,6 @@ def _open(
     return Store(engine, writer, lock)
 
 
-_MISSING_DATABASE = re.compile(r'database "[^"]*" does not exist')
-_NO_SUCH_DATABASE = "3D000"  # PostgreSQL's invalid_catalog_name: the database does not exist
-
-
-def _where(config: Config) -> str:
-    return f"{config.source}: monitor.database_url"
-
-
 def _create_sqlite(config: Config) -> None:
     """Create the SQLite file and its folders now, as a config error if impossible."""
     path = sqlite_file(config.monitor.database_url)
@@ -155,66 +137,6 @@ def _create_sqlite(config: Config) -> None:
                 f"{_where(config)}: {needed} is read-only for this user (uid {os.getuid()});"
                 " nexomon run needs to write the database and its journal beside it"
             )
-
-
-def open_for_reading(config: Config) -> Engine:
-    """An engine on an existing database at this release's schema; creates nothing.
-
-    Raises ConfigError (exit 2) for a missing SQLite file, a database with no
-    nexomon schema, or a schema older or newer than this release's; StoreError
-    (exit 1) when the database does not answer.
-    """
-    url = config.monitor.database_url
-    path = sqlite_file(url)
-    if path is not None and not path.is_file():
-        raise ConfigError(
-            f"{_where(config)}: no database at {path} (run nexomon db upgrade or nexomon run first)"
-        )
-    engine = make_engine(url, read_only=True)
-    try:
-        with engine.connect() as connection:
-            found = current_revisions(connection)
-    except Exception as exc:
-        engine.dispose()
-        if _no_such_database(exc):
-            raise ConfigError(
-                f"{_where(config)}: no database at {redact(url)} (create it, then run "
-                "nexomon db upgrade or nexomon run)"
-            ) from None
-        text = " ".join(str(exc).split())[:300] or type(exc).__name__
-        password = normalize_url(url).password
-        if password:
-            text = text.replace(password, "***")
-        raise StoreError(f"cannot read the database at {redact(url)}: {text}") from exc
-    head = head_revision()
-    if head is None or found == [head]:
-        return engine
-    engine.dispose()
-    at = ", ".join(found or ())
-    if not found:
-        problem = "has no nexomon schema: run nexomon db upgrade"
-    elif _older(found, head):
-        problem = f"schema is at {at}, this nexomon needs {head}: run nexomon db upgrade"
-    else:
-        problem = f"schema is at {at}, newer than this nexomon ({head}): upgrade nexomon"
-    raise ConfigError(f"{_where(config)}: {redact(url)} {problem}")
-
-
-def _no_such_database(exc: Exception) -> bool:
-    """Whether PostgreSQL refused the connection because the database does not exist.
-
-    psycopg gives no SQLSTATE for a refused connection, so the server's
-    message is read too (``FATAL: database "x" does not exist``).
-    """
-    orig = getattr(exc, "orig", None)
-    if getattr(orig, "sqlstate", None) == _NO_SUCH_DATABASE:
-        return True
-    return orig is not None and _MISSING_DATABASE.search(str(orig)) is not None
-
-
-def _older(found: list[str], head: str) -> bool:
-    """Whether every revision found sorts before ``head`` (ids are 0001, 0002, ...)."""
-    return all(revision < head for revision in found)
 
 
 def catalog_limits(config: Config) -> dict[str, int]:
