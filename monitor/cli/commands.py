@@ -137,8 +137,10 @@ def cmd_simulate(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
 
 
 async def cmd_run(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
+    from monitor.daemon import runtime
     from monitor.daemon.root import Daemon
 
+    runtime.tune_malloc()  # this process is the daemon: before it starts any thread
     cfg = _load(args)
     daemon = Daemon(cfg, scrubber=scrubber, config_path=cfg.source)
     return await daemon.run()

@@ -1,4 +1,4 @@
-"""monitor.daemon.runtime: the daemon's GIL switch interval and heap freezing, undone on exit."""
+"""monitor.daemon.runtime: the GIL switch interval and heap freezing (undone on exit), malloc."""
 
 from __future__ import annotations
 
@@ -95,3 +95,53 @@ def test_the_open_file_limit_is_raised_towards_the_hard_limit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", out.stderr
+
+
+# In a fresh interpreter: allocate and free a 16 MB block, then ask for 4 MB and
+# see where glibc puts it (mallinfo2: ``arena`` is heap from brk, ``hblkhd`` mmapped).
+_WHERE_4MB_GOES = """
+import ctypes, ctypes.util, json, sys
+from monitor.daemon import runtime
+done = runtime.tune_malloc() if sys.argv[1] == "tuned" else {}
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+        "uordblks", "fordblks", "keepcost")]
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+libc.free(libc.malloc(16 << 20))  # glibc's dynamic threshold rises to 16 MB here
+before = libc.mallinfo2()
+block = libc.malloc(4 << 20)
+after = libc.mallinfo2()
+print(json.dumps({"set": done, "mmapped": after.hblkhd - before.hblkhd}))
+"""
+
+
+def _where_4mb_goes(mode: str) -> dict[str, object]:
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
+    out = subprocess.run(
+        [sys.executable, "-c", _WHERE_4MB_GOES, mode],
+        env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return json.loads(out.stdout)
+
+
+def test_tune_malloc_keeps_large_buffers_out_of_the_heap_after_a_larger_one_was_freed() -> None:
+    # Untuned glibc serves the 4 MB from the heap (the freed 16 MB raised its
+    # mmap threshold): the fragmentation that grew the daemon's RSS at 10,000
+    # models (benchmarks/scale.py). Tuned, it is mmapped and goes back when freed.
+    assert _where_4mb_goes("default") == {"set": {}, "mmapped": 0}
+    tuned = _where_4mb_goes("tuned")
+    assert tuned["set"] == {"MALLOC_MMAP_THRESHOLD_": 128 * 1024, "MALLOC_ARENA_MAX": 2}
+    assert isinstance(tuned["mmapped"], int) and tuned["mmapped"] >= 4 << 20  # + a page
+
+
+def test_tune_malloc_leaves_an_operators_own_setting_alone() -> None:
+    assert runtime.tune_malloc(environ={"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"}) == {}
+    only_threshold = runtime.tune_malloc(environ={"MALLOC_ARENA_MAX": "4"})
+    assert only_threshold == {"MALLOC_MMAP_THRESHOLD_": 128 * 1024}
