@@ -44,8 +44,9 @@ interpreter does its own work.
   core) the freed space stayed fragmented in the process: RSS rose in
   steps of ~50 MB to 467 MB in 10 minutes of scrapes every 15 s. A fixed
   128 KiB threshold (blocks above it always go back to the kernel when
-  freed) and 2 arenas: 325 MB and nearly flat in the same run
-  (benchmarks/scale.py; benchmarks/README.md, issue 20).
+  freed) and 2 arenas: 329 MB in the same run, still growing ~2 MB a
+  minute for a reason not found yet (benchmarks/scale.py;
+  benchmarks/README.md, issue 20).
 
 ``tune()`` / ``restore()`` bracket ``Daemon.run``: the previous switch
 interval comes back and the heap is unfrozen on exit, so a daemon run inside
@@ -63,6 +64,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Mapping
 
 log = logging.getLogger("nexomon.runtime")
 
@@ -79,7 +81,7 @@ _M_ARENA_MAX = -8
 def tune_malloc(
     mmap_threshold: int = MMAP_THRESHOLD_BYTES,
     arena_max: int = ARENA_MAX,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Fixes glibc's mmap threshold and arena count (see the module docstring).
 
