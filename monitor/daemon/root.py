@@ -352,6 +352,7 @@ class Daemon:
             self._file_lock.release()
         if self.web is not None:
             await self.web.stop()
+        self.status_window.close()
         if self.store is None:
             log.info("nexomon stopped")
             return

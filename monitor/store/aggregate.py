@@ -37,6 +37,8 @@ from monitor.store.rollup_read import fold, read_groups, read_rows
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 STATE_NAME = "hourly"
+_DOWN = tuple(o.value for o in DOWN_OUTCOMES)  # enum ``.value`` is a property: read it once
+_OK = Outcome.OK.value
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -73,12 +75,13 @@ class Aggregate:
 
     @property
     def down(self) -> int:
-        return sum(self.outcomes[o.value] for o in DOWN_OUTCOMES)
+        get = self.outcomes.get
+        return sum(get(name, 0) for name in _DOWN)
 
     @property
     def availability_pct(self) -> float | None:
         """ok / (ok + server_error + timeout + connection_error + invalid_response)."""
-        ok = self.outcomes[Outcome.OK.value]
+        ok = self.outcomes.get(_OK, 0)
         counted = ok + self.down
         return None if counted == 0 else 100.0 * ok / counted
 

@@ -1,14 +1,16 @@
 """The cached 24 h window of /api/v1/status (monitor.daemon.status_window), on real SQLite.
 
-The first answer is computed at once; a later one within a minute is the same
-rows; past a minute the stale rows are served and one background refresh
-brings the new ones; a broken database keeps the last rows.
+The first answer is computed at once; later requests get the cached rows
+and never compute; a keeper thread refreshes them in the background while
+someone asks, and stops when nobody does; a broken database keeps the last
+rows.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,28 +39,64 @@ def _probes(rows: bytes) -> dict[str, int]:
     return {row["model"]: row["probes"] for row in json.loads(rows)}
 
 
-def test_rows_are_cached_then_refreshed_in_the_background(tmp_path: Path) -> None:
+def _wait_for(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_requests_get_the_cached_rows_without_computing(tmp_path: Path) -> None:
     store = _store(tmp_path)
     try:
         now = T0 + timedelta(minutes=1)
         window = StatusWindow(lambda: store, now=lambda: now, max_age_s=60)
         _write(store, chat(1, model="a"), chat(2, model="a"))
-
         computed_at, rows = window.rows(now)
         assert computed_at == now and _probes(rows) == {"a": 2}
 
         _write(store, chat(3, model="a"), chat(4, model="b"))
-        later = now + timedelta(seconds=30)
-        assert window.rows(later) == (now, rows)  # within a minute: the same rows
+        later = now + timedelta(minutes=5)  # stale by the clock: still served, never computed here
+        assert window.rows(later) == (now, rows)
+        window.close()
+    finally:
+        store.close()
 
-        stale_at = now + timedelta(seconds=61)
-        now = stale_at  # what the background refresh reads as its time
-        assert window.rows(stale_at) == (T0 + timedelta(minutes=1), rows)  # served stale
-        deadline = time.monotonic() + 10
-        while window.rows(stale_at)[0] != stale_at:
-            assert time.monotonic() < deadline, "no background refresh"
-            time.sleep(0.02)
-        assert _probes(window.rows(stale_at)[1]) == {"a": 3, "b": 1}
+
+def test_the_keeper_refreshes_the_rows_in_the_background(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    try:
+        clock = [T0 + timedelta(minutes=1)]
+        window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05)
+        _write(store, chat(1, model="a"), chat(2, model="a"))
+        assert _probes(window.rows(clock[0])[1]) == {"a": 2}
+
+        _write(store, chat(3, model="a"), chat(4, model="b"))
+        clock[0] += timedelta(seconds=30)
+        _wait_for(lambda: window.rows(clock[0])[0] == clock[0], "no background refresh")
+        assert _probes(window.rows(clock[0])[1]) == {"a": 3, "b": 1}
+        window.close()
+        _wait_for(lambda: window._keeper is None, "close() left the keeper running")
+    finally:
+        store.close()
+
+
+def test_the_keeper_stops_when_nobody_asks_and_the_next_request_restarts_it(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    try:
+        clock = [T0 + timedelta(minutes=1)]
+        window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05, idle_s=0.3)
+        _write(store, chat(1, model="a"))
+        first = window.rows(clock[0])
+        _wait_for(lambda: window._keeper is None, "the keeper kept going with nobody asking")
+
+        _write(store, chat(2, model="a"))
+        clock[0] += timedelta(minutes=10)
+        assert window.rows(clock[0]) == first  # the rows it left; the keeper starts again
+        _wait_for(lambda: _probes(window.rows(clock[0])[1]) == {"a": 2}, "not restarted")
+        window.close()
     finally:
         store.close()
 
@@ -67,7 +105,7 @@ def test_a_failing_database_keeps_the_last_rows(tmp_path: Path) -> None:
     store = _store(tmp_path)
     try:
         _write(store, chat(1, model="a"))
-        window = StatusWindow(lambda: store, now=lambda: T0, max_age_s=0)
+        window = StatusWindow(lambda: store, now=lambda: T0, max_age_s=60)
         computed_at, rows = window.rows(T0 + timedelta(minutes=1))
         assert _probes(rows) == {"a": 1}
         with store.engine.begin() as conn:
