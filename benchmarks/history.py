@@ -50,7 +50,7 @@ from tests.store.pgcluster import PgCluster, find_bin_dir
 
 MIB = 1024 * 1024
 # What the ``nexomon`` console script runs (without a pyenv or venv shim's own start-up).
-ENTRY = "import sys; from monitor.cli.main import main; sys.exit(main())"
+ENTRY = "from monitor.cli.main import console; console()"
 
 
 def write_config(directory: Path, url: str) -> Path:
