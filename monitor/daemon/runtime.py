@@ -44,9 +44,10 @@ interpreter does its own work.
   core) the freed space stayed fragmented in the process: RSS rose in
   steps of ~50 MB to 467 MB in 10 minutes of scrapes every 15 s. A fixed
   128 KiB threshold (blocks above it always go back to the kernel when
-  freed) and 2 arenas: 329 MB in the same run, still growing ~2 MB a
-  minute for a reason not found yet (benchmarks/scale.py;
-  benchmarks/README.md, issue 20).
+  freed) and 2 arenas: 329 MB in the same run. The ~2 MB a minute it still
+  grew came with the status window's recomputation from scratch, gone
+  with ``store/status_tally.py`` (benchmarks/scale.py; benchmarks/README.md,
+  issue 20).
 
 ``tune()`` / ``restore()`` bracket ``Daemon.run``: the previous switch
 interval comes back and the heap is unfrozen on exit, so a daemon run inside
