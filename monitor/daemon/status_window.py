@@ -74,12 +74,9 @@ class StatusWindow:
         with self._lock:
             self._asked = time.monotonic()
             cached = self._cached
-        if cached is None:
-            computed = self._compute(now)
-            self._start_keeper()
-            return computed
+        answer = self._compute(now) if cached is None else cached
         self._start_keeper()
-        return cached
+        return answer
 
     def close(self) -> None:
         """Stop the keeper; a computation under way finishes on its own."""

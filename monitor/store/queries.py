@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from monitor.outcome import Outcome
 from monitor.results import Phases, ProbeResult
-from monitor.store.aggregate import aggregate, by_model
+from monitor.store.aggregate import Aggregate, aggregate, by_model
 from monitor.store.models import CatalogModel, ProbeResultRow
 
 
@@ -97,10 +97,28 @@ class StatusRow:
         }
 
 
+def status_row(row: Any, agg: Aggregate | None) -> StatusRow:
+    """The status row of one job: ``row`` its last stored row (an ORM object or a Core
+    row of ``probe_results``), ``agg`` its sums over the window (None: no probes)."""
+    return StatusRow(
+        target=row.target,
+        probe=row.probe,
+        model=row.model,
+        last=row_to_result(row),
+        probes=0 if agg is None else agg.probes,
+        availability_pct=None if agg is None else agg.availability_pct,
+        p95_s=None if agg is None else agg.latency.quantile(0.95),
+    )
+
+
 def status_summary(
     session: Session, since: datetime, location: str | None = None
 ) -> list[StatusRow]:
-    """Per target+probe+model seen since ``since``: last result, availability %, p95 latency."""
+    """Per target+probe+model seen since ``since``: last result, availability %, p95 latency.
+
+    Reads the whole window each call; the daemon keeps it current with
+    ``monitor.store.status_tally.WindowTally``, whose tests check it against this.
+    """
     p = ProbeResultRow
     latest = select(func.max(p.id)).where(p.started_at >= since)
     if location is not None:
@@ -108,18 +126,7 @@ def status_summary(
     latest = latest.group_by(p.target, p.probe, p.model)
     rows = session.scalars(select(p).where(p.id.in_(latest.scalar_subquery()))).all()
     groups = aggregate(session, since=since, key=by_model, location=location)
-    out = []
-    for row in sorted(rows, key=lambda r: (r.target, r.probe, r.model)):
-        agg = groups.get((row.target, row.probe, row.model))
-        out.append(
-            StatusRow(
-                target=row.target,
-                probe=row.probe,
-                model=row.model,
-                last=row_to_result(row),
-                probes=0 if agg is None else agg.probes,
-                availability_pct=None if agg is None else agg.availability_pct,
-                p95_s=None if agg is None else agg.latency.quantile(0.95),
-            )
-        )
-    return out
+    return [
+        status_row(row, groups.get((row.target, row.probe, row.model)))
+        for row in sorted(rows, key=lambda r: (r.target, r.probe, r.model))
+    ]

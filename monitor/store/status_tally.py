@@ -48,7 +48,7 @@ from monitor.store.aggregate import (
     raw_columns,
 )
 from monitor.store.models import ProbeResultRow
-from monitor.store.queries import StatusRow, row_to_result
+from monitor.store.queries import StatusRow, status_row
 
 WINDOW = timedelta(hours=24)
 Key = tuple[str, str, str]  # target, probe, model
@@ -209,18 +209,6 @@ def _status_rows(session: Session, sums: _Sums) -> list[StatusRow]:
     out = []
     for key in sorted(sums.groups):
         row = found.get(sums.last.get(key, -1))
-        if row is None:  # no raw row left (raw retention shorter than a day)
-            continue
-        agg = sums.groups[key]
-        out.append(
-            StatusRow(
-                target=key[0],
-                probe=key[1],
-                model=key[2],
-                last=row_to_result(row),
-                probes=agg.probes,
-                availability_pct=agg.availability_pct,
-                p95_s=agg.latency.quantile(0.95),
-            )
-        )
+        if row is not None:  # None: no raw row left (raw retention shorter than a day)
+            out.append(status_row(row, sums.groups[key]))
     return out

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from harness import write_config
 from sqlalchemy import text
 
@@ -23,8 +24,11 @@ from monitor.store.startup import Store, open_store
 from tests.store.factory import T0, chat
 
 
-def _store(tmp_path: Path) -> Store:
-    return open_store(config_mod.load(write_config(tmp_path, "http://127.0.0.1:9/v1")))
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(config_mod.load(write_config(tmp_path, "http://127.0.0.1:9/v1")))
+    yield opened
+    opened.close()
 
 
 def _write(store: Store, *results: object) -> None:
@@ -46,73 +50,55 @@ def _wait_for(check: Callable[[], bool], what: str) -> None:
         time.sleep(0.02)
 
 
-def test_requests_get_the_cached_rows_without_computing(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        now = T0 + timedelta(minutes=1)
-        window = StatusWindow(lambda: store, now=lambda: now, max_age_s=60)
-        _write(store, chat(1, model="a"), chat(2, model="a"))
-        computed_at, rows = window.rows(now)
-        assert computed_at == now and _probes(rows) == {"a": 2}
+def test_requests_get_the_cached_rows_without_computing(store: Store) -> None:
+    now = T0 + timedelta(minutes=1)
+    window = StatusWindow(lambda: store, now=lambda: now, max_age_s=60)
+    _write(store, chat(1, model="a"), chat(2, model="a"))
+    computed_at, rows = window.rows(now)
+    assert computed_at == now and _probes(rows) == {"a": 2}
 
-        _write(store, chat(3, model="a"), chat(4, model="b"))
-        later = now + timedelta(minutes=5)  # stale by the clock: still served, never computed here
-        assert window.rows(later) == (now, rows)
-        window.close()
-    finally:
-        store.close()
+    _write(store, chat(3, model="a"), chat(4, model="b"))
+    later = now + timedelta(minutes=5)  # stale by the clock: still served, never computed here
+    assert window.rows(later) == (now, rows)
+    window.close()
 
 
-def test_the_keeper_refreshes_the_rows_in_the_background(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        clock = [T0 + timedelta(minutes=1)]
-        window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05)
-        _write(store, chat(1, model="a"), chat(2, model="a"))
-        assert _probes(window.rows(clock[0])[1]) == {"a": 2}
+def test_the_keeper_refreshes_the_rows_in_the_background(store: Store) -> None:
+    clock = [T0 + timedelta(minutes=1)]
+    window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05)
+    _write(store, chat(1, model="a"), chat(2, model="a"))
+    assert _probes(window.rows(clock[0])[1]) == {"a": 2}
 
-        _write(store, chat(3, model="a"), chat(4, model="b"))
-        clock[0] += timedelta(seconds=30)
-        _wait_for(lambda: window.rows(clock[0])[0] == clock[0], "no background refresh")
-        assert _probes(window.rows(clock[0])[1]) == {"a": 3, "b": 1}
-        window.close()
-        _wait_for(lambda: window._keeper is None, "close() left the keeper running")
-    finally:
-        store.close()
+    _write(store, chat(3, model="a"), chat(4, model="b"))
+    clock[0] += timedelta(seconds=30)
+    _wait_for(lambda: window.rows(clock[0])[0] == clock[0], "no background refresh")
+    assert _probes(window.rows(clock[0])[1]) == {"a": 3, "b": 1}
+    window.close()
+    _wait_for(lambda: window._keeper is None, "close() left the keeper running")
 
 
-def test_the_keeper_stops_when_nobody_asks_and_the_next_request_restarts_it(
-    tmp_path: Path,
-) -> None:
-    store = _store(tmp_path)
-    try:
-        clock = [T0 + timedelta(minutes=1)]
-        window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05, idle_s=0.3)
-        _write(store, chat(1, model="a"))
-        first = window.rows(clock[0])
-        _wait_for(lambda: window._keeper is None, "the keeper kept going with nobody asking")
+def test_the_keeper_stops_when_nobody_asks_and_the_next_request_restarts_it(store: Store) -> None:
+    clock = [T0 + timedelta(minutes=1)]
+    window = StatusWindow(lambda: store, now=lambda: clock[0], max_age_s=0.05, idle_s=0.3)
+    _write(store, chat(1, model="a"))
+    first = window.rows(clock[0])
+    _wait_for(lambda: window._keeper is None, "the keeper kept going with nobody asking")
 
-        _write(store, chat(2, model="a"))
-        clock[0] += timedelta(minutes=10)
-        assert window.rows(clock[0]) == first  # the rows it left; the keeper starts again
-        _wait_for(lambda: _probes(window.rows(clock[0])[1]) == {"a": 2}, "not restarted")
-        window.close()
-    finally:
-        store.close()
+    _write(store, chat(2, model="a"))
+    clock[0] += timedelta(minutes=10)
+    assert window.rows(clock[0]) == first  # the rows it left; the keeper starts again
+    _wait_for(lambda: _probes(window.rows(clock[0])[1]) == {"a": 2}, "not restarted")
+    window.close()
 
 
-def test_a_failing_database_keeps_the_last_rows(tmp_path: Path) -> None:
-    store = _store(tmp_path)
-    try:
-        _write(store, chat(1, model="a"))
-        window = StatusWindow(lambda: store, now=lambda: T0, max_age_s=60)
-        computed_at, rows = window.rows(T0 + timedelta(minutes=1))
-        assert _probes(rows) == {"a": 1}
-        with store.engine.begin() as conn:
-            conn.execute(text("DROP TABLE probe_results"))
-        assert window._compute(T0 + timedelta(minutes=2)) == (computed_at, rows)
-    finally:
-        store.close()
+def test_a_failing_database_keeps_the_last_rows(store: Store) -> None:
+    _write(store, chat(1, model="a"))
+    window = StatusWindow(lambda: store, now=lambda: T0, max_age_s=60)
+    computed_at, rows = window.rows(T0 + timedelta(minutes=1))
+    assert _probes(rows) == {"a": 1}
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP TABLE probe_results"))
+    assert window._compute(T0 + timedelta(minutes=2)) == (computed_at, rows)
 
 
 def test_no_store_no_rows() -> None:
