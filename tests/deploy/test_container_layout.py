@@ -211,11 +211,13 @@ def test_the_image_layout_runs_probes_stores_and_answers_health(image: Path) -> 
     data_dir = run_dir / "data"  # the VOLUME, owned by 10001 (0700 as in the Dockerfile)
     data_dir.mkdir(mode=0o700)
     os.chown(data_dir, UID, UID)
-    port = free_port()
     nexomon = str(venv / "bin" / "nexomon")
     demo = Path(str(venv / "lib" / PY / "site-packages" / "monitor" / "simulator" / "demo.toml"))
 
     with RunningSimulator(scenario_path=demo) as sim:
+        # Picked once the simulator listens: picked before, the simulator's own
+        # ephemeral port could be the same one (seen once in CI: "in use").
+        port = free_port()
         config = stack_config(run_dir / "etc", sim.base_url, key_file, port)
         before = sorted(p.name for p in config.parent.iterdir())
 
