@@ -83,7 +83,7 @@ def write_demo_config(workdir: Path, base_url: str, port: int) -> Path:
 def summary(daemon: Daemon) -> str:
     """The live one-screen view: one line per (probe, model) from the last results."""
     lines = [f"{'PROBE':<7} {'MODEL':<18} {'OUTCOME':<17} {'LATENCY':>9}  ERROR"]
-    for (_, probe, model), result in sorted(daemon.last_results.items()):
+    for (_, probe, model), result in sorted(daemon.last_results.snapshot().items()):
         latency = "-" if result.duration_s is None else f"{result.duration_s * 1000:.0f} ms"
         lines.append(
             f"{probe:<7} {model or '-':<18} {result.outcome.value:<17} {latency:>9}  "

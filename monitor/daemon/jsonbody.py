@@ -55,11 +55,13 @@ class ResultsJson:
     def encode(self, results: Mapping[Hashable, ProbeResult]) -> bytes:
         """A JSON array of every result's ``to_json()``, in ``results``' order.
 
-        Safe from worker threads: a racing call encodes some results twice.
+        ``results`` must not change during the call (the daemon passes a
+        ``LastResults.snapshot()``). Safe from worker threads: two calls at once
+        encode some results twice.
         """
         kept: dict[Hashable, tuple[ProbeResult, bytes]] = {}
         known = self._encoded
-        for key, result in list(results.items()):
+        for key, result in results.items():
             hit = known.get(key)
             if hit is None or hit[0] is not result:
                 hit = (result, encode(result.to_json()))

@@ -37,6 +37,7 @@ from monitor.daemon import runtime
 from monitor.daemon.answers import readiness, status_document
 from monitor.daemon.catalog_log import CatalogLog
 from monitor.daemon.jsonbody import ResultsJson
+from monitor.daemon.last_results import LastResults
 from monitor.daemon.maintenance import maintenance_loop
 from monitor.daemon.runner import ProbeRunner, RetryAfterHolds
 from monitor.daemon.scheduler import ProbeScheduler
@@ -104,7 +105,7 @@ class Daemon:
         # One for the daemon's life: a reload is not a state change of the jobs.
         self.state_log = StateLog()
         self.substitution_log = SubstitutionLog()
-        self.last_results: dict[tuple[str, str, str], ProbeResult] = {}
+        self.last_results = LastResults()  # read by the status routes' worker threads
         self.status_window = StatusWindow(lambda: self.store, now=self.now)
         self.results_json = ResultsJson()  # /api/v1/status: each last result encoded once
         self._stop = asyncio.Event()
@@ -125,7 +126,7 @@ class Daemon:
         return Budget(config.budget.daily_usd, config.budget.daily_tokens, now=self.now)
 
     def _on_result(self, result: ProbeResult) -> None:
-        self.last_results[(result.target, result.probe, result.model)] = result
+        self.last_results.put(result)
         self.exporter.observe(result)
         if self.runner is not None and self.runner.budget is not None:
             budget = self.runner.budget
@@ -146,7 +147,7 @@ class Daemon:
         return status_document(
             location,
             now,
-            self.last_results,
+            self.last_results.snapshot(),
             self.status_window,
             self.results_json,
             tls=self.tls.rows(now),
@@ -286,7 +287,7 @@ class Daemon:
                     self.config,
                     metrics_token,
                     engine=lambda: self.store.engine if self.store is not None else None,
-                    live=lambda: self.last_results,
+                    live=self.last_results.snapshot,
                     now=self.now,
                     reader=self.page_reader,
                 ),
