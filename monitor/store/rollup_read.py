@@ -24,6 +24,7 @@ added key by key.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -153,26 +154,31 @@ def _add_up(counts: list[dict[str, int]]) -> dict[str, int]:
     }
 
 
-# {"49":2,"50":3} -> [49,2,50,3]: a histogram as one flat array of (index, count).
-_AS_PAIRS = str.maketrans({"{": "[", "}": "]", '"': None, ":": ","})
+# {"49":2,"50":3} -> 49,2,50,3: histograms as one flat array of (index, count) pairs.
+_AS_PAIRS = str.maketrans({"{": None, "}": None, '"': None, ":": ","})
+# An empty object and one comma beside it: it would leave a stray comma in the flat array.
+_EMPTY = re.compile(r",\{\}|\{\},?")
 
 
 def sum_hist(texts: Sequence[str]) -> dict[int, int]:
     """The ``latency_hist`` objects in ``texts`` added up: {bucket index: count}.
 
-    Read as flat arrays (no dict, no key string per bucket) and added up in a
-    list indexed by bucket: a third less than ``sum_json`` on a year's report.
+    Read as one flat array per chunk (no dict, no key string per bucket, no
+    list per object) and added up in a list indexed by bucket: a third less
+    than ``sum_json`` on a year's report, and a fifth less than a list per object.
     """
     slots = [0] * (LAST + 1)
     for at in range(0, len(texts), _CHUNK):
-        text = ",".join(texts[at : at + _CHUNK]).translate(_AS_PAIRS)
+        text = ",".join(texts[at : at + _CHUNK])
+        if "{}" in text:
+            text = _EMPTY.sub("", text)
         try:
             if "-" in text:  # a negative index would count from the end: not ours
                 raise IndexError(text)
-            for pairs in json.loads("[" + text + "]"):
-                it = iter(pairs)
-                for index in it:  # index, count, index, count, ...
-                    slots[index] += next(it)
+            flat = json.loads("[" + text.translate(_AS_PAIRS) + "]")
+            it = iter(flat)
+            for index in it:  # index, count, index, count, ...
+                slots[index] += next(it)
         except (IndexError, StopIteration):  # not a histogram.to_json text: the general way
             return {int(index): count for index, count in sum_json(texts).items()}
     return {index: count for index, count in enumerate(slots) if count}

@@ -39,6 +39,11 @@ def test_indexes_outside_the_buckets_take_the_general_way() -> None:
     assert sum_hist(["{}", "{},{}"]) == {}
 
 
+def test_empty_histograms_anywhere_in_a_joined_text() -> None:
+    texts = ['{},{"1":2},{},{},{"3":4},{}', "{}", '{"1":1}', "{},{}"]
+    assert sum_hist(texts) == {1: 3, 3: 4}
+
+
 def test_outcome_names_keep_their_first_order() -> None:
     texts = ['{"timeout":1},{"ok":3}', '{"ok":2,"server_error":1}']
     assert list(sum_json(texts).items()) == [("timeout", 1), ("ok", 5), ("server_error", 1)]
