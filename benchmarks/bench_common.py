@@ -8,7 +8,7 @@
   exporter, HTTP routes) in this process, with every scheduler lag and every
   result recorded exactly (not from histogram buckets).
 - ``percentile``, ``emit`` (a table, or JSON with ``--json``), ``pin``,
-  ``rss_mb``.
+  ``rss_mb``, ``cpu_yardstick`` (the machine's single-core speed).
 
 Core layout on a 2-core machine: the measured prober (nexomon, or
 blackbox_exporter) on ``PROBER_CORE``; the responder and any load driver
@@ -293,6 +293,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def cpu_yardstick() -> float:
+    """Seconds of a fixed pure-Python loop (10**7 additions), best of 3.
+
+    The machine's single-core interpreter speed, printed under every table
+    (``emit``): the same report over the same data took 2.9x longer on one
+    lent machine than on another, and only this says which kind a table came
+    from. 0.67-0.79 s on the slower one (2026-12-06 evening).
+    """
+    best = math.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        total = 0
+        for i in range(10**7):
+            total += i
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -317,8 +335,10 @@ def _fmt(value: Any) -> str:
 def emit(
     args: argparse.Namespace, title: str, rows: Iterable[dict[str, Any]], **extra: Any
 ) -> None:
-    """Prints ``rows`` as an aligned table (or JSON with ``--json``)."""
+    """Prints ``rows`` as an aligned table (or JSON with ``--json``), with the
+    machine's ``cpu_yardstick`` measured after the run (a quiet moment)."""
     rows = list(rows)
+    extra = {**extra, "cpu_yardstick_s": round(cpu_yardstick(), 3)}
     if args.json:
         print(json.dumps({"benchmark": title, "rows": rows, **extra}, indent=2, default=str))
         return

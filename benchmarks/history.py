@@ -18,6 +18,9 @@ cluster, tests/store/pgcluster.py; skipped when initdb/pg_ctl are missing):
    and ``--by day`` (a fresh process each: imports, config, schema check,
    query, render), ``--runs`` times each; the table gives the median, and
    the slowest run. Targets: by model < 1 s, by day < 2 s.
+   The package's bytecode is compiled first (``compile_package``); the
+   table ends with ``cpu_yardstick_s`` (``bench_common``), through which
+   timings from machines of different speeds are compared.
 3. Sizes: the rollup table and the raw table with their indexes (SQLite:
    ``dbstat``; PostgreSQL: ``pg_total_relation_size``), and each per
    model-year (rollup: 365 days of hour and day rows; raw: 365 days at one
@@ -147,6 +150,22 @@ def build_levels(url: str) -> float:
     return time.perf_counter() - t
 
 
+def compile_package() -> None:
+    """Write the package's bytecode caches before timing anything.
+
+    An installed nexomon has them (pip compiles a wheel's modules), and an
+    editable install writes them on its first run, unless the environment sets
+    PYTHONDONTWRITEBYTECODE, as some sandboxes and containers do: then every
+    report would compile the package's modules from source (0.2-0.3 s of a
+    2.2 s run on a slow machine) and the benchmark would time the compiler too.
+    """
+    import compileall
+
+    import monitor
+
+    compileall.compile_dir(Path(monitor.__file__).parent, quiet=1)
+
+
 def time_report(cfg: Path, by: str, runs: int) -> list[float]:
     """Seconds of ``nexomon report --since 365d --by BY``, a fresh process each of ``runs``."""
     cmd = [sys.executable, "-c", ENTRY, "report", "-c", str(cfg), "--since", "365d", "--by", by]
@@ -228,6 +247,7 @@ def main() -> None:
         help="keep the databases (and the PostgreSQL cluster running) for profiling",
     )
     args = ap.parse_args()
+    compile_package()
     rows = []
     work = Path(tempfile.mkdtemp(prefix="nexomon-history-"))
     try:
