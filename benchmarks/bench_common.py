@@ -299,7 +299,7 @@ def cpu_yardstick() -> float:
     The machine's single-core interpreter speed, printed under every table
     (``emit``): the same report over the same data took 2.9x longer on one
     lent machine than on another, and only this says which kind a table came
-    from. 0.67-0.79 s on the slower one (2026-12-06 evening).
+    from. 0.55-0.79 s on the slower one (2026-12-06 evening; it moves too).
     """
     best = math.inf
     for _ in range(3):
