@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.daemon.jsonbody import ResultsJson, encode, json_object
+from monitor.daemon.jsonbody import ResultsJson, encode, encode_result, json_object
 from tests.store.factory import chat
 
 
@@ -36,3 +36,11 @@ def test_json_object_keeps_the_order_and_the_encoded_values() -> None:
 def test_nan_is_refused_as_before() -> None:
     with pytest.raises(ValueError):
         encode({"x": math.nan})
+    with pytest.raises(ValueError):
+        encode_result(chat(1, duration_s=math.inf))
+
+
+def test_a_result_encodes_to_the_bytes_of_json_dumps() -> None:
+    result = chat(4, model="m\u00e9", error='a "quoted" \u2603\n', request_id="r\x00")
+    expected = json.dumps(result.to_json(), ensure_ascii=False, allow_nan=False).encode()
+    assert encode_result(result) == expected == encode(result.to_json())
