@@ -11,7 +11,9 @@ parts that do not change between requests are kept encoded instead:
 - ``ResultsJson.encode(results)``: a JSON array of ``ProbeResult.to_json()``,
   each result encoded once and reused while it is the job's last result
   (results are frozen: the same object always encodes the same).
-- ``json_object(pairs)``: a JSON object from already encoded values.
+- ``json_object(pairs)``: a JSON object from already encoded values;
+  ``json_array(values)`` an array encoded value by value (never one long
+  hold of the GIL, see its docstring).
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ def json_default(value: Any) -> Any:
 
 
 # One encoder for every call: ``json.dumps`` with arguments builds a JSONEncoder
-# at each call, which was a quarter of the time of encoding a probe result
-# (10,000 of them per /api/v1/status). ``encode`` keeps no state between
-# calls, so one instance serves every thread.
+# at each call, a tenth to a fifth of the time of encoding a probe result
+# (10,000 of them per /api/v1/status; best of 7 on a noisy machine).
+# ``encode`` keeps no state between calls, so one instance serves every thread.
 _ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False, allow_nan=False)
-# A result's to_json() is a flat dict built anew at each call, so it cannot
-# hold a cycle: the check for one is skipped.
+# A result's to_json() is a new dict (and a phases dict in it) at each call,
+# so it cannot hold a cycle: the check for one is skipped.
 _RESULT_ENCODER = json.JSONEncoder(
     default=json_default, ensure_ascii=False, allow_nan=False, check_circular=False
 )
@@ -55,6 +57,18 @@ def encode(value: Any) -> bytes:
 def encode_result(result: ProbeResult) -> bytes:
     """``result.to_json()`` as UTF-8 JSON, the same bytes as ``encode`` gives."""
     return _RESULT_ENCODER.encode(result.to_json()).encode()
+
+
+def json_array(values: Iterable[Any]) -> bytes:
+    """``[value, ...]``: the JSON of ``encode(list(values))``, encoded one value at a time.
+
+    For large arrays built in a worker thread: the C encoder holds the GIL for
+    the whole of one call, and one call over the 24 h window's 10,000 rows
+    (~10 MB) held it for 0.2-0.4 s, a stall of the event loop that long (the
+    scheduler lag p99 of 60-150 ms once a minute at 10,000 models). Between
+    two values the loop gets the GIL back within the switch interval.
+    """
+    return b"[" + b",".join(map(encode, values)) + b"]"
 
 
 def json_object(pairs: Iterable[tuple[str, bytes]]) -> bytes:

@@ -33,7 +33,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from monitor.daemon.jsonbody import encode
+from monitor.daemon.jsonbody import json_array
 from monitor.store.startup import Store
 from monitor.store.status_tally import WindowTally
 
@@ -109,7 +109,7 @@ class StatusWindow:
         try:
             with self._compute_lock, Session(store.engine) as session:
                 summary = self._tally.summary(session, now)
-            rows = encode([row.to_json() for row in summary])
+            rows = json_array(row.to_json() for row in summary)  # never one long GIL hold
         except Exception as exc:  # any driver error: keep what we had
             log.warning("status: database query failed: %s", type(exc).__name__)
             with self._lock:

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from monitor.daemon.jsonbody import ResultsJson, encode, encode_result, json_object
-from tests.store.factory import chat
+from monitor.daemon.jsonbody import ResultsJson, encode, encode_result, json_array, json_object
+from tests.store.factory import T0, chat
 
 
 def test_results_are_encoded_once_and_follow_every_change() -> None:
@@ -44,3 +44,13 @@ def test_a_result_encodes_to_the_bytes_of_json_dumps() -> None:
     result = chat(4, model="m\u00e9", error='a "quoted" \u2603\n', request_id="r\x00")
     expected = json.dumps(result.to_json(), ensure_ascii=False, allow_nan=False).encode()
     assert encode_result(result) == expected == encode(result.to_json())
+
+
+def test_an_array_encoded_value_by_value_is_the_array_encoded_at_once() -> None:
+    values = [chat(i).to_json() for i in range(3)] + [None, "caf\u00e9", 1.5, {"d": T0}]
+    body = json_array(iter(values))
+    assert json.loads(body) == json.loads(encode(values))
+    assert body.startswith(b'[{"started_at":') and b"caf\xc3\xa9" in body  # UTF-8, no escapes
+    assert json_array([]) == b"[]"
+    with pytest.raises(ValueError):
+        json_array([1, math.nan])
