@@ -89,6 +89,18 @@ class ResultsJson:
         ``LastResults.snapshot()``). Safe from worker threads: two calls at once
         encode some results twice.
         """
+        kept = self._update(results)
+        return b"[" + b",".join(part for _, part in kept.values()) + b"]"
+
+    def refresh(self, results: Mapping[Hashable, ProbeResult]) -> None:
+        """Encodes what changed in ``results`` ahead of the next ``encode`` (same
+        rules), so that call finds little left to do: the status keeper calls it
+        every few seconds while /api/v1/status is asked."""
+        self._update(results)
+
+    def _update(
+        self, results: Mapping[Hashable, ProbeResult]
+    ) -> dict[Hashable, tuple[ProbeResult, bytes]]:
         kept: dict[Hashable, tuple[ProbeResult, bytes]] = {}
         known = self._encoded
         for key, result in results.items():
@@ -97,4 +109,4 @@ class ResultsJson:
                 hit = (result, encode_result(result))
             kept[key] = hit
         self._encoded = kept  # jobs that are gone drop out
-        return b"[" + b",".join(part for _, part in kept.values()) + b"]"
+        return kept

@@ -106,8 +106,12 @@ class Daemon:
         self.state_log = StateLog()
         self.substitution_log = SubstitutionLog()
         self.last_results = LastResults()  # read by the status routes' worker threads
-        self.status_window = StatusWindow(lambda: self.store, now=self.now)
         self.results_json = ResultsJson()  # /api/v1/status: each last result encoded once
+        self.status_window = StatusWindow(
+            lambda: self.store,
+            now=self.now,
+            warm=lambda: self.results_json.refresh(self.last_results.snapshot()),
+        )
         self._stop = asyncio.Event()
         self._reload_requested = asyncio.Event()
         self.store: Store | None = None

@@ -54,3 +54,14 @@ def test_an_array_encoded_value_by_value_is_the_array_encoded_at_once() -> None:
     assert json_array([]) == b"[]"
     with pytest.raises(ValueError):
         json_array([1, math.nan])
+
+
+def test_a_refresh_encodes_ahead_and_encode_then_reuses_it() -> None:
+    cache = ResultsJson()
+    results = {("t", "chat", "a"): chat(1, model="a"), ("t", "chat", "b"): chat(2, model="b")}
+    cache.refresh(results)
+    ahead = dict(cache._encoded)
+    assert [r for r, _ in ahead.values()] == list(results.values())
+    body = cache.encode(results)
+    assert all(cache._encoded[k][1] is ahead[k][1] for k in results)  # not encoded again
+    assert json.loads(body) == [r.to_json() for r in results.values()]

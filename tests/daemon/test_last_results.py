@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +91,25 @@ def test_the_status_body_is_whole_while_the_loop_records_results(
     models = [row["model"] for row in document["last_results"]]
     assert models[:5_000] == [f"m{i:05d}" for i in range(5_000)]
     assert len(daemon.last_results) == 5_000 + state["writes"]
+
+
+def test_while_status_is_asked_new_results_are_encoded_before_the_next_request(
+    tmp_path: Path,
+) -> None:
+    """The status keeper refreshes the results' encodings (ResultsJson.refresh), so a
+    request finds only the few seconds of results since the last warm-up to encode."""
+    path = write_config(tmp_path, "http://127.0.0.1:9/v1")
+    daemon = Daemon(config_mod.load(path), scrubber=SecretScrubber(), config_path=path)
+    daemon.status_window.warm_every_s = 0.05
+    daemon._on_result(chat(1, model="a"))
+    daemon._status()  # someone asks: the keeper starts
+    newer = chat(2, model="a")
+    daemon._on_result(newer)
+    deadline = time.monotonic() + 10
+    encoded = daemon.results_json._encoded
+    while encoded.get(("nexorouter", "chat", "a"), (None,))[0] is not newer:
+        assert time.monotonic() < deadline, "the keeper never encoded the new result"
+        time.sleep(0.02)
+        encoded = daemon.results_json._encoded
+    daemon.status_window.close()
+    assert json.loads(daemon._status())["last_results"] == [newer.to_json()]

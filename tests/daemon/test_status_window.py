@@ -8,6 +8,7 @@ rows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -104,3 +105,40 @@ def test_a_failing_database_keeps_the_last_rows(store: Store) -> None:
 def test_no_store_no_rows() -> None:
     window = StatusWindow(lambda: None, now=lambda: T0)
     assert window.rows(T0) == (None, b"[]")
+
+
+def test_the_keeper_warms_between_refreshes_only_while_asked(store: Store) -> None:
+    calls: list[float] = []
+    window = StatusWindow(
+        lambda: store, now=lambda: T0, max_age_s=60, idle_s=0.5,
+        warm=lambda: calls.append(time.monotonic()), warm_every_s=0.05,
+    )  # fmt: skip
+    _write(store, chat(1, model="a"))
+    window.rows(T0 + timedelta(minutes=1))
+    _wait_for(lambda: len(calls) >= 4, "warm() not called every warm_every_s")
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(calls))
+    _wait_for(lambda: window._keeper is None, "the keeper kept warming with nobody asking")
+    stopped = len(calls)
+    time.sleep(0.2)
+    assert len(calls) == stopped
+    window.close()
+
+
+def test_a_failing_warm_does_not_stop_the_refresh(store: Store) -> None:
+    clock = [T0 + timedelta(minutes=1)]
+    tries = [0]
+
+    def broken() -> None:
+        tries[0] += 1
+        raise RuntimeError("bug")
+
+    window = StatusWindow(
+        lambda: store, now=lambda: clock[0], max_age_s=0.2, warm=broken, warm_every_s=0.02
+    )
+    _write(store, chat(1, model="a"))
+    window.rows(clock[0])
+    _write(store, chat(2, model="a"))
+    clock[0] += timedelta(seconds=30)
+    _wait_for(lambda: _probes(window.rows(clock[0])[1]) == {"a": 2}, "no refresh after warm raised")
+    assert tries[0] >= 2 and window._keeper is not None
+    window.close()
