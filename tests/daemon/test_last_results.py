@@ -85,6 +85,7 @@ def test_the_status_body_is_whole_while_the_loop_records_results(
     state["reader"] = reader
     reader.start()
     reader.join(60)
+    daemon.status_window.close()  # the request started its keeper: it must not outlive the test
     assert errors == []
     assert state["writes"] > 0  # the loop did write while the body was built
     document = json.loads(bodies[0])

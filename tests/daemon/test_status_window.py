@@ -100,11 +100,13 @@ def test_a_failing_database_keeps_the_last_rows(store: Store) -> None:
     with store.engine.begin() as conn:
         conn.execute(text("DROP TABLE probe_results"))
     assert window._compute(T0 + timedelta(minutes=2)) == (computed_at, rows)
+    window.close()
 
 
 def test_no_store_no_rows() -> None:
     window = StatusWindow(lambda: None, now=lambda: T0)
     assert window.rows(T0) == (None, b"[]")
+    window.close()
 
 
 def test_the_keeper_warms_between_refreshes_only_while_asked(store: Store) -> None:
