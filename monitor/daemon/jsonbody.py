@@ -42,11 +42,6 @@ def json_default(value: Any) -> Any:
 # (10,000 of them per /api/v1/status; best of 7 on a noisy machine).
 # ``encode`` keeps no state between calls, so one instance serves every thread.
 _ENCODER = json.JSONEncoder(default=json_default, ensure_ascii=False, allow_nan=False)
-# A result's to_json() is a new dict (and a phases dict in it) at each call,
-# so it cannot hold a cycle: the check for one is skipped.
-_RESULT_ENCODER = json.JSONEncoder(
-    default=json_default, ensure_ascii=False, allow_nan=False, check_circular=False
-)
 
 
 def encode(value: Any) -> bytes:
@@ -55,8 +50,8 @@ def encode(value: Any) -> bytes:
 
 
 def encode_result(result: ProbeResult) -> bytes:
-    """``result.to_json()`` as UTF-8 JSON, the same bytes as ``encode`` gives."""
-    return _RESULT_ENCODER.encode(result.to_json()).encode()
+    """``result.to_json()`` as UTF-8 JSON (what ``ResultsJson`` keeps per result)."""
+    return encode(result.to_json())
 
 
 def json_array(values: Iterable[Any]) -> bytes:
@@ -64,9 +59,9 @@ def json_array(values: Iterable[Any]) -> bytes:
 
     For large arrays built in a worker thread: the C encoder holds the GIL for
     the whole of one call, and one call over the 24 h window's 10,000 rows
-    (~10 MB) held it for 0.2-0.4 s, a stall of the event loop that long (the
-    scheduler lag p99 of 60-150 ms once a minute at 10,000 models). Between
-    two values the loop gets the GIL back within the switch interval.
+    (~10 MB) held it for 0.15-0.23 s, a stall of the event loop that long
+    (benchmarks/gil_hold.py; once a minute at 10,000 models). Between two
+    values the loop gets the GIL back within the switch interval.
     """
     return b"[" + b",".join(map(encode, values)) + b"]"
 
