@@ -4,8 +4,9 @@
 before ``rollup_state.complete_before`` comes from ``probe_rollup_hourly``:
 whole UTC months from its month rows and the other whole UTC days from its
 day rows (or, for a key that ignores the model, every whole day from the
-per-target ``tday`` rows), the hours around them from its hour rows, as
-``monitor.store.levels.plan`` says;
+per-target ``tday`` rows), the hours around them from its hour rows, the
+current month's days and the current day's hours from one to-date row each
+when the window ends at ``complete_before``, as ``monitor.store.levels.plan`` says;
 the partial hour at the window's start and everything from
 ``complete_before`` on (the current hour, or more if the rollup is behind)
 come from ``probe_results``, so the numbers are right whether or not the
@@ -32,7 +33,7 @@ from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.store.histogram import LatencyHistogram, bucket
 from monitor.store.levels import KEEP_DAYS, plan
 from monitor.store.models import ProbeResultRow, RollupState
-from monitor.store.rollup_read import fold, read_groups, read_rows
+from monitor.store.rollup_read import fold, read_groups, read_rows, to_date_rows
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -138,8 +139,13 @@ def by_location(_at: datetime, location: str, target: str, probe: str, _model: s
     return (location, target, probe)
 
 
+def by_row(_at: datetime, location: str, target: str, probe: str, model: str) -> Hashable:
+    """A rollup row's own key: the rows of a span are merged into coarser ones by it."""
+    return (location, target, probe, model)
+
+
 # Keys that never look at the hour: the database sums their rollup rows (fold_rollup).
-_TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location})
+_TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location, by_row})
 
 
 def complete_before(session: Session) -> datetime | None:
@@ -173,7 +179,9 @@ def aggregate(
     upto = done if until is None else min(done, floor_hour(until))
     conn = session.connection()
     oldest = done - timedelta(days=KEEP_DAYS - 1)
-    parts = plan(rollup_from, upto, per_model=per_model, oldest=oldest)
+    parts = plan(
+        rollup_from, upto, per_model=per_model, oldest=oldest, to_date=to_date_rows(conn, done)
+    )
     fold_rollup(conn, groups, key, location, [p[1:] for p in parts if p[0] > 0])
     minus: dict[Hashable, Aggregate] = {}
     fold_rollup(conn, minus, key, location, [p[1:] for p in parts if p[0] < 0])

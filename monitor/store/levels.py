@@ -16,15 +16,26 @@ buckets, tokens, cost) is exact, so the difference is too. It is used only
 for a unit that starts after ``oldest``: rollup retention deletes small rows
 before big ones (a month row outlives its first days), and the difference
 must not take out rows that are gone.
+
+The window's end, the current month and day, would be up to 30 day rows and
+23 hour rows per model, most of a year's rows (benchmarks/history.py). The
+to-date rows (``monitor.store.rollup``) stand for them: ``dtd`` at hour H,
+the hour rows of [00:00 of H's day, H), and ``mtd`` at midnight D, the day
+rows of [1st of D's month, D). A to-date row's ``hour`` is the end of what it
+covers. ``plan`` reads one only when ``to_date`` names it as present, and the
+caller names only those at the rollup's current point (``rollup_read.to_date_rows``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 KEEP_DAYS = 400  # rollup rows are kept this long (rollup.refresh, retention.prune)
+DTD = "dtd"  # day to date: hour rows from midnight to the row's hour
+MTD = "mtd"  # month to date: day rows from the 1st to the row's midnight
 
 # (+1 to add or -1 to take out, span, start, end): the ``span`` rows with
 # ``hour`` in [start, end).
@@ -40,25 +51,50 @@ def next_month(month: datetime) -> datetime:
     return (month + timedelta(days=32)).replace(day=1)
 
 
-def plan(start: datetime, end: datetime, *, per_model: bool, oldest: datetime) -> list[Part]:
+def plan(
+    start: datetime,
+    end: datetime,
+    *,
+    per_model: bool,
+    oldest: datetime,
+    to_date: Collection[tuple[str, datetime]] = (),
+) -> list[Part]:
     """The rows that add up to [start, end): whole UTC hours, ``end`` not after the
     rollup's ``complete_before``. ``per_model=False``: the grouping ignores the
-    model, so whole days come from ``tday`` rows."""
+    model, so whole days come from ``tday`` rows. ``to_date``: the (span, hour)
+    of the to-date rows that may be read."""
     days_from = floor_day(start)
     if days_from != start:
         days_from += DAY
     days_to = floor_day(end)
-    if days_from >= days_to:
+    today = _today(start, days_to, end, to_date)
+    if days_from >= days_to and today[0][1] != DTD:
         return [(1, "hour", start, end)]
+    # Without whole days (days_from == days_to) the parts before ``today`` are
+    # the end of the day before, or nothing.
     day_span = "day" if per_model else "tday"
     parts = _tail(start, days_from, day_span, floor_day(start), "hour", HOUR, oldest)
-    parts += _days(days_from, days_to, oldest) if per_model else [(1, "tday", days_from, days_to)]
-    parts.append((1, "hour", days_to, end))
-    return parts
+    if days_from < days_to and per_model:
+        parts += _days(days_from, days_to, oldest, to_date)
+    elif days_from < days_to:
+        parts.append((1, "tday", days_from, days_to))
+    return parts + today
 
 
-def _days(start: datetime, end: datetime, oldest: datetime) -> list[Part]:
-    """Whole days [start, end) of each model: month rows, and day rows around them."""
+def _today(
+    start: datetime, days_to: datetime, end: datetime, to_date: Collection[tuple[str, datetime]]
+) -> list[Part]:
+    """[days_to, end), the hours of ``end``'s day: its ``dtd`` row when there is one."""
+    if start <= days_to < end and (DTD, end) in to_date:
+        return [(1, DTD, end, end + HOUR)]
+    return [(1, "hour", days_to, end)]
+
+
+def _days(
+    start: datetime, end: datetime, oldest: datetime, to_date: Collection[tuple[str, datetime]]
+) -> list[Part]:
+    """Whole days [start, end) of each model: month rows, and day rows (or the
+    ``mtd`` row of the days of ``end``'s month) around them."""
     first_month = start.replace(day=1)
     months_from = start if start == first_month else next_month(first_month)
     months_to = end.replace(day=1)
@@ -66,7 +102,10 @@ def _days(start: datetime, end: datetime, oldest: datetime) -> list[Part]:
         return [(1, "day", start, end)]
     parts = _tail(start, months_from, "month", first_month, "day", DAY, oldest)
     parts.append((1, "month", months_from, months_to))
-    parts.append((1, "day", months_to, end))
+    if months_to < end and (MTD, end) in to_date:
+        parts.append((1, MTD, end, end + HOUR))
+    else:
+        parts.append((1, "day", months_to, end))
     return parts
 
 

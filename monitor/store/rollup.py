@@ -24,7 +24,7 @@ report is right either way, only slower while the rollup is behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -37,12 +37,13 @@ from monitor.store.aggregate import (
     Aggregate,
     add_raw_row,
     add_rollup_rows,
+    by_row,
     floor_day,
     floor_hour,
     raw_columns,
 )
 from monitor.store.histogram import exact_quantile
-from monitor.store.levels import KEEP_DAYS, next_month
+from monitor.store.levels import DTD, KEEP_DAYS, MTD, next_month
 from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
 
 LOOKBACK_HOURS = 2
@@ -83,6 +84,8 @@ def refresh(engine: Engine, now: datetime) -> int:
         if next_month(month) <= current:
             with engine.begin() as conn:
                 roll_month(conn, month)
+    with engine.begin() as conn:
+        roll_to_date(conn, current, days)
     with engine.begin() as conn:
         prune_rollup(conn, now - timedelta(KEEP_DAYS))
         conn.execute(delete(RollupState).where(RollupState.name == STATE_NAME))
@@ -167,40 +170,64 @@ ALL_MODELS = "*"  # the model of a ``tday`` row: every model of its target
 
 def roll_target_day(conn: Connection, day: datetime) -> None:
     """Replace the ``tday`` rows of ``day`` with its day rows merged per target."""
-    _merge_days(
-        conn, "tday", day, day + DAY, lambda loc, tgt, probe, _m: (loc, tgt, probe, ALL_MODELS)
+    merge_rows(
+        conn,
+        "tday",
+        day,
+        ("day", day, day + DAY),
+        lambda _h, loc, tgt, probe, _m: (loc, tgt, probe, ALL_MODELS),
     )
 
 
 def roll_month(conn: Connection, month: datetime) -> None:
     """Replace the ``month`` rows of ``month`` (a complete month) with its merged day rows."""
-    _merge_days(conn, "month", month, next_month(month), lambda *key: key)
+    merge_rows(conn, "month", month, ("day", month, next_month(month)), by_row)
 
 
-def _merge_days(
+def roll_to_date(conn: Connection, current: datetime, days: Collection[datetime] = ()) -> None:
+    """Build the to-date rows at ``current`` (``complete_before``) from scratch:
+    ``dtd`` from the hour rows since midnight (every refresh re-rolls hours),
+    ``mtd`` from the day rows since the 1st (when missing, or one of ``days``,
+    the days this refresh rolled, is one of them).
+
+    Whole, not added to the last ones: a late row re-rolled into an earlier hour
+    or day would leave those behind. Of the older to-date rows only the last
+    ones are kept (a report that read the previous ``complete_before`` may be
+    reading them now); ``rollup_read.to_date_rows`` never offers older ones.
+    """
+    r = RollupHourly
+    day = floor_day(current)
+    month = month_of(current)
+    for span, at, small, start in ((DTD, current, "hour", day), (MTD, day, "day", month)):
+        if at == start:  # nothing of the day (month) is complete yet
+            continue
+        if span == MTD and not any(month <= d < day for d in days):
+            present = select(r.span).where(r.span == MTD, r.hour == day).limit(1)
+            if conn.execute(present).first() is not None:
+                continue
+        older = conn.scalar(select(func.max(r.hour)).where(r.span == span, r.hour < at))
+        if older is not None:
+            conn.execute(delete(r).where(r.span == span, r.hour < older))
+        merge_rows(conn, span, at, (small, start, at), by_row)
+
+
+def merge_rows(
     conn: Connection,
     span: str,
-    start: datetime,
-    end: datetime,
-    key: Callable[[str, str, str, str], tuple[str, str, str, str]],
+    at: datetime,
+    source: tuple[str, datetime, datetime],
+    key: Callable[[datetime, str, str, str, str], Hashable],
 ) -> None:
-    """Replace the ``span`` rows at ``start``: the day rows of [start, end) merged by ``key``."""
+    """Replace the ``span`` rows at ``at``: the rows of ``source`` (span, start, end)
+    merged by ``key`` (the (location, target, probe, model) of the new row)."""
     r = RollupHourly
     groups: dict[Hashable, Aggregate] = {}
-    add_rollup_rows(
-        conn,
-        groups,
-        lambda _hour, location, target, probe, model: key(location, target, probe, model),
-        None,
-        "day",
-        start,
-        end,
-    )
-    conn.execute(delete(r).where(r.span == span, r.hour == start))
+    add_rollup_rows(conn, groups, key, None, *source)
+    conn.execute(delete(r).where(r.span == span, r.hour == at))
     if not groups:
         return
     values = [
-        _row(span, start, k, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
+        _row(span, at, k, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
         for k, agg in groups.items()
     ]
     conn.execute(r.__table__.insert(), values)

@@ -34,10 +34,26 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, and_, cast, func, null, or_, select
 
 from monitor.store.histogram import LAST
+from monitor.store.levels import DTD, MTD, floor_day
 from monitor.store.models import RollupHourly
 
 # (span, start, end): the ``span`` rows with ``hour`` in [start, end).
 Span = tuple[str, datetime, datetime]
+
+
+def to_date_rows(conn: Connection, done: datetime) -> frozenset[tuple[str, datetime]]:
+    """The (span, hour) of the to-date rows a window ending by ``done`` (the rollup's
+    ``complete_before``) may read: ``dtd`` at ``done``, ``mtd`` at its midnight,
+    each when present. Only these: the refresh that moves ``done`` rebuilds them
+    whole, so they match the hour and day rows; older ones may not (a late row
+    re-rolled into an hour they cover)."""
+    r = RollupHourly
+    found = set()
+    for span, hour in ((DTD, done), (MTD, floor_day(done))):
+        query = select(r.span).where(r.span == span, r.hour == hour).limit(1)
+        if conn.execute(query).first() is not None:
+            found.add((span, hour))
+    return frozenset(found)
 
 
 def read_rows(conn: Connection, parts: Sequence[Span], location: str | None) -> list[Any]:
