@@ -16,7 +16,10 @@ location/target/probe with ``model = '*'`` (every model of the target;
 ``--by day`` and ``--by location`` read it), re-merged with its day; and
 ``span = 'month'``, one row per complete UTC month and
 location/target/probe/model (``hour`` = 00:00 on the 1st), re-merged when a
-day of a complete month is.
+day of a complete month is. The to-date rows (``span = 'dtd'``: the current
+day's hour rows; ``'mtd'``: the current month's day rows; ``roll_to_date``)
+are rebuilt by every refresh, so a window ending at the rollup's end reads
+one row for each instead of up to 23 and 30 (``monitor.store.levels``).
 Run it hourly (the daemon) and before a report (the CLI) if you like; the
 report is right either way, only slower while the rollup is behind.
 """
@@ -45,6 +48,7 @@ from monitor.store.aggregate import (
 from monitor.store.histogram import exact_quantile
 from monitor.store.levels import DTD, KEEP_DAYS, MTD, next_month
 from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
+from monitor.store.rollup_read import to_date_rows
 
 LOOKBACK_HOURS = 2
 
@@ -201,10 +205,10 @@ def roll_to_date(conn: Connection, current: datetime, days: Collection[datetime]
     for span, at, small, start in ((DTD, current, "hour", day), (MTD, day, "day", month)):
         if at == start:  # nothing of the day (month) is complete yet
             continue
-        if span == MTD and not any(month <= d < day for d in days):
-            present = select(r.span).where(r.span == MTD, r.hour == day).limit(1)
-            if conn.execute(present).first() is not None:
-                continue
+        # An mtd row whose days this refresh did not re-roll is as it was.
+        rolled = any(month <= d < day for d in days)
+        if span == MTD and not rolled and (MTD, day) in to_date_rows(conn, current):
+            continue
         older = conn.scalar(select(func.max(r.hour)).where(r.span == span, r.hour < at))
         if older is not None:
             conn.execute(delete(r).where(r.span == span, r.hour < older))
