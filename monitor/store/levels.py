@@ -22,8 +22,11 @@ The window's end, the current month and day, would be up to 30 day rows and
 to-date rows (``monitor.store.rollup``) stand for them: ``dtd`` at hour H,
 the hour rows of [00:00 of H's day, H), and ``mtd`` at midnight D, the day
 rows of [1st of D's month, D). A to-date row's ``hour`` is the end of what it
-covers. ``plan`` reads one only when ``to_date`` names it as present, and the
-caller names only those at the rollup's current point (``rollup_read.to_date_rows``).
+covers. ``mtd`` rows are kept for every midnight, so the days at the
+window's start are read as their month's row minus the ``mtd`` row at the
+first of them (2 rows instead of up to 16), and whole days inside one month
+as the difference of two ``mtd`` rows. ``plan`` reads a to-date row only
+when ``to_date`` names it as present (``rollup_read.to_date_rows``).
 """
 
 from __future__ import annotations
@@ -98,15 +101,32 @@ def _days(
     first_month = start.replace(day=1)
     months_from = start if start == first_month else next_month(first_month)
     months_to = end.replace(day=1)
-    if months_from > months_to:
+    if months_from > months_to:  # inside one month
+        if (end - start) // DAY > 2 and (MTD, start) in to_date and (MTD, end) in to_date:
+            return [(1, MTD, end, end + HOUR), (-1, MTD, start, start + HOUR)]
         return [(1, "day", start, end)]
-    parts = _tail(start, months_from, "month", first_month, "day", DAY, oldest)
+    parts = _month_head(start, months_from, first_month, oldest, to_date)
     parts.append((1, "month", months_from, months_to))
     if months_to < end and (MTD, end) in to_date:
         parts.append((1, MTD, end, end + HOUR))
     else:
         parts.append((1, "day", months_to, end))
     return parts
+
+
+def _month_head(
+    start: datetime,
+    end: datetime,
+    month: datetime,
+    oldest: datetime,
+    to_date: Collection[tuple[str, datetime]],
+) -> list[Part]:
+    """Days [start, end) at the end of ``month``: its month row minus the ``mtd`` row
+    at ``start`` (the day rows before it) when there is one and that reads fewer rows."""
+    fewer = month < start < end and (end - start) // DAY > 2 and month >= oldest
+    if fewer and (MTD, start) in to_date:
+        return [(1, "month", month, start), (-1, MTD, start, start + HOUR)]
+    return _tail(start, end, "month", month, "day", DAY, oldest)
 
 
 def _tail(

@@ -19,7 +19,9 @@ location/target/probe/model (``hour`` = 00:00 on the 1st), re-merged when a
 day of a complete month is. The to-date rows (``span = 'dtd'``: the current
 day's hour rows; ``'mtd'``: the current month's day rows; ``roll_to_date``)
 are rebuilt by every refresh, so a window ending at the rollup's end reads
-one row for each instead of up to 23 and 30 (``monitor.store.levels``).
+one row for each instead of up to 23 and 30 (``monitor.store.levels``). The
+``mtd`` row of every midnight is kept (and rebuilt when a late row re-rolls a
+day it covers), so the days a window begins with are a month row minus one.
 Run it hourly (the daemon) and before a report (the CLI) if you like; the
 report is right either way, only slower while the rollup is behind.
 """
@@ -27,7 +29,7 @@ report is right either way, only slower while the rollup is behind.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, delete, func, select
@@ -43,6 +45,7 @@ from monitor.store.aggregate import (
     by_row,
     floor_day,
     floor_hour,
+    fold_rollup,
     raw_columns,
 )
 from monitor.store.histogram import exact_quantile
@@ -178,55 +181,90 @@ def roll_target_day(conn: Connection, day: datetime) -> None:
         conn,
         "tday",
         day,
-        ("day", day, day + DAY),
+        [("day", day, day + DAY)],
         lambda _h, loc, tgt, probe, _m: (loc, tgt, probe, ALL_MODELS),
     )
 
 
 def roll_month(conn: Connection, month: datetime) -> None:
     """Replace the ``month`` rows of ``month`` (a complete month) with its merged day rows."""
-    merge_rows(conn, "month", month, ("day", month, next_month(month)), by_row)
+    merge_rows(conn, "month", month, [("day", month, next_month(month))], by_row)
 
 
 def roll_to_date(conn: Connection, current: datetime, days: Collection[datetime] = ()) -> None:
-    """Build the to-date rows at ``current`` (``complete_before``) from scratch:
-    ``dtd`` from the hour rows since midnight (every refresh re-rolls hours),
-    ``mtd`` from the day rows since the 1st (when missing, or one of ``days``,
-    the days this refresh rolled, is one of them).
+    """Build the to-date rows at ``current`` (``complete_before``).
 
-    Whole, not added to the last ones: a late row re-rolled into an earlier hour
-    or day would leave those behind. Of the older to-date rows only the last
-    ones are kept (a report that read the previous ``complete_before`` may be
-    reading them now); ``rollup_read.to_date_rows`` never offers older ones.
+    ``dtd`` (the hour rows since midnight) from scratch, every refresh (each
+    re-rolls hours); of the older ones only the last is kept (a report that
+    read the previous ``complete_before`` may be reading it), older ones go.
+
+    ``mtd`` rows are kept at every midnight (retention prunes them): the one
+    at today's midnight is built when missing, and every one after a day of
+    ``days`` (the days this refresh re-rolled: a late row) up to the end of
+    that day's month or today is rebuilt (``roll_month_to_date``), so each
+    matches the day rows it stands for.
     """
     r = RollupHourly
     day = floor_day(current)
-    month = month_of(current)
-    for span, at, small, start in ((DTD, current, "hour", day), (MTD, day, "day", month)):
-        if at == start:  # nothing of the day (month) is complete yet
-            continue
-        # An mtd row whose days this refresh did not re-roll is as it was.
-        rolled = any(month <= d < day for d in days)
-        if span == MTD and not rolled and (MTD, day) in to_date_rows(conn, current):
-            continue
-        older = conn.scalar(select(func.max(r.hour)).where(r.span == span, r.hour < at))
+    if current != day:  # an hour of the day is complete
+        older = conn.scalar(select(func.max(r.hour)).where(r.span == DTD, r.hour < current))
         if older is not None:
-            conn.execute(delete(r).where(r.span == span, r.hour < older))
-        merge_rows(conn, span, at, (small, start, at), by_row)
+            conn.execute(delete(r).where(r.span == DTD, r.hour < older))
+        merge_rows(conn, DTD, current, [("hour", day, current)], by_row)
+    stale = sorted({d + DAY for d in days if d + DAY <= day})
+    if day.day != 1 and day not in stale and (MTD, day) not in to_date_rows(conn, current):
+        stale.append(day)
+    done: set[datetime] = set()
+    for first in stale:
+        if first not in done:
+            done.update(roll_month_to_date(conn, first, day))
+
+
+def roll_month_to_date(conn: Connection, first: datetime, last: datetime) -> list[datetime]:
+    """Rebuild the ``mtd`` rows at every midnight from ``first`` to the end of its month
+    or ``last``, whichever comes first; returns those midnights.
+
+    Each one is the previous one plus that previous day's rows (2 rows a model,
+    not up to 30); the first from its month's day rows when there is no row
+    before it to add to.
+    """
+    r = RollupHourly
+    month = month_of(first)
+    end = min(last + DAY, next_month(month))
+    built = []
+    at = first
+    while at < end:
+        if at != month:  # nothing of the month before its 1st
+            before = at - DAY
+            chained = (
+                before != month
+                and conn.execute(
+                    select(r.span).where(r.span == MTD, r.hour == before).limit(1)
+                ).first()
+            )
+            sources = (
+                [(MTD, before, before + HOUR), ("day", before, at)]
+                if chained
+                else [("day", month, at)]
+            )
+            merge_rows(conn, MTD, at, sources, by_row)
+            built.append(at)
+        at += DAY
+    return built
 
 
 def merge_rows(
     conn: Connection,
     span: str,
     at: datetime,
-    source: tuple[str, datetime, datetime],
+    sources: Sequence[tuple[str, datetime, datetime]],
     key: Callable[[datetime, str, str, str, str], Hashable],
 ) -> None:
-    """Replace the ``span`` rows at ``at``: the rows of ``source`` (span, start, end)
+    """Replace the ``span`` rows at ``at``: the rows of ``sources`` (span, start, end)
     merged by ``key`` (the (location, target, probe, model) of the new row)."""
     r = RollupHourly
     groups: dict[Hashable, Aggregate] = {}
-    add_rollup_rows(conn, groups, key, None, *source)
+    fold_rollup(conn, groups, key, None, list(sources))
     conn.execute(delete(r).where(r.span == span, r.hour == at))
     if not groups:
         return
@@ -252,6 +290,29 @@ def backfill_levels(conn: Connection) -> None:
     for month in sorted({month_of(d) for d in days}):
         if next_month(month) <= current:
             roll_month(conn, month)
+
+
+def backfill_month_to_date(conn: Connection) -> int:
+    """Build the ``mtd`` row of every midnight whose month has day rows stored, up to
+    the rollup's end: what daily refreshes leave behind (a database that ran an
+    older nexomon has only the last ones; reports read day rows where one is
+    missing). Returns the rows' midnights built."""
+    r = RollupHourly
+    state = conn.execute(
+        select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
+    ).scalar()
+    if state is None:
+        return 0
+    last = floor_day(state)
+    first = conn.scalar(select(func.min(r.hour)).where(r.span == "day"))
+    if first is None:
+        return 0
+    built = 0
+    month = month_of(first)
+    while month <= last:
+        built += len(roll_month_to_date(conn, max(month, floor_day(first)) + DAY, last))
+        month = next_month(month)
+    return built
 
 
 def _row(

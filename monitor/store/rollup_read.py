@@ -41,15 +41,22 @@ from monitor.store.models import RollupHourly
 Span = tuple[str, datetime, datetime]
 
 
-def to_date_rows(conn: Connection, done: datetime) -> frozenset[tuple[str, datetime]]:
+def to_date_rows(
+    conn: Connection, done: datetime, heads: Sequence[datetime] = ()
+) -> frozenset[tuple[str, datetime]]:
     """The (span, hour) of the to-date rows a window ending by ``done`` (the rollup's
-    ``complete_before``) may read: ``dtd`` at ``done``, ``mtd`` at its midnight,
-    each when present. Only these: the refresh that moves ``done`` rebuilds them
-    whole, so they match the hour and day rows; older ones may not (a late row
-    re-rolled into an hour they cover)."""
+    ``complete_before``) may read, each when present: ``dtd`` at ``done``, ``mtd`` at
+    its midnight and at each midnight of ``heads`` (where a window's whole days begin).
+
+    ``dtd`` only at ``done``: the refresh that moves ``done`` rebuilds it whole,
+    older ones may miss a late row re-rolled into an hour they cover. ``mtd``
+    rows are kept at every midnight and rebuilt whenever a day they cover is
+    re-rolled (``rollup.roll_to_date``), so any of them matches the day rows."""
     r = RollupHourly
     found = set()
-    for span, hour in ((DTD, done), (MTD, floor_day(done))):
+    wanted = [(DTD, done), (MTD, floor_day(done))]
+    wanted += [(MTD, day) for day in heads if day == floor_day(day) and day.day != 1]
+    for span, hour in wanted:
         query = select(r.span).where(r.span == span, r.hour == hour).limit(1)
         if conn.execute(query).first() is not None:
             found.add((span, hour))

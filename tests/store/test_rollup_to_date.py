@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.orm import Session
 
 from monitor.outcome import Outcome
 from monitor.store import levels, rollup
-from monitor.store.aggregate import ceil_hour, complete_before, floor_day, floor_hour
+from monitor.store.aggregate import ceil_day, ceil_hour, complete_before, floor_day, floor_hour
 from monitor.store.batch import write_batch
 from monitor.store.models import RollupHourly
 from monitor.store.rollup_read import to_date_rows
-from tests.store.factory import chat
+from tests.store.factory import T0, chat
 from tests.store.test_rollup_levels import DAYS, NOW, load, reports, reports_raw
 
 # NOW is 3 February 17:00 (and a bit): two whole days of February, 17 hours of the 3rd.
@@ -50,8 +51,21 @@ def test_a_window_to_the_rollup_end_reads_one_to_date_row_of_each(engine: Engine
         assert reports(engine, NOW - window) == reports_raw(engine, NOW - window)
 
 
+def midnights(engine: Engine, until: datetime) -> list[datetime]:
+    """Every midnight after the first day with rows, up to ``until``, but the 1sts:
+    where the refreshes leave an ``mtd`` row."""
+    day = floor_day(T0) + timedelta(days=1)
+    out = []
+    while day <= until:
+        if day.day != 1:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
 def test_late_rows_in_an_earlier_hour_and_day_are_in_the_next_to_date_rows(engine: Engine) -> None:
-    """A spool replayed after an outage: rows at 03:10 today and on the 1st."""
+    """A spool replayed after an outage: rows at 03:10 today, on the 1st, and on
+    5 January, before the first whole day of a window from 10 January."""
     load(engine)
     rollup.refresh(engine, NOW)
     today = floor_day(NOW)
@@ -70,6 +84,7 @@ def test_late_rows_in_an_earlier_hour_and_day_are_in_the_next_to_date_rows(engin
         for k, at in enumerate(
             [today + timedelta(hours=3, minutes=10 + m) for m in range(3)]
             + [today - timedelta(days=2) + timedelta(hours=9)]
+            + [JAN_5]
         )
     ]
     with engine.begin() as conn:
@@ -78,11 +93,81 @@ def test_late_rows_in_an_earlier_hour_and_day_are_in_the_next_to_date_rows(engin
     rollup.refresh(engine, later)
     for window in WINDOWS:
         assert reports(engine, later - window) == reports_raw(engine, later - window)
-    # The previous day-to-date row stays (a report may be reading it), older ones go.
+    # January's row minus the mtd row of the 11th: both hold the 5th's late row.
+    assert (-1, levels.MTD) in head_parts(engine, FROM_JAN_10)
+    assert reports(engine, FROM_JAN_10) == reports_raw(engine, FROM_JAN_10)
+    # The previous day-to-date row stays (a report may be reading it), older ones go;
+    # a month-to-date row stays at every midnight.
     rollup.refresh(engine, NOW + timedelta(hours=2))
     hours = [floor_hour(NOW) + timedelta(hours=h) for h in (1, 2)]
     assert spans_at(engine, levels.DTD) == hours
-    assert spans_at(engine, levels.MTD) == [today]
+    assert spans_at(engine, levels.MTD) == midnights(engine, today)
+
+
+JAN_5 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+FROM_JAN_10 = datetime(2026, 1, 10, 5, 10, tzinfo=UTC)
+
+
+def head_parts(engine: Engine, since: datetime) -> list[tuple[int, str]]:
+    """The (sign, span) of the rows a by-model report from ``since`` reads."""
+    with Session(engine) as session:
+        done = complete_before(session)
+        assert done is not None
+        start = ceil_hour(since)
+        present = to_date_rows(session.connection(), done, [ceil_day(start)])
+        parts = levels.plan(
+            start, done, per_model=True, oldest=done - timedelta(days=399), to_date=present
+        )
+    return [(sign, span) for sign, span, _a, _b in parts]
+
+
+def test_the_days_a_window_begins_with_are_a_month_row_minus_an_mtd_row(engine: Engine) -> None:
+    load(engine)
+    rollup.refresh(engine, NOW)
+    # From 10 December 05:10: the 10th's hours, then December 11-31 as December's
+    # row minus the mtd row of the 11th (1-10 December), not 21 day rows.
+    since = datetime(2025, 12, 10, 5, 10, tzinfo=UTC)
+    assert head_parts(engine, since)[:4] == [
+        (1, "day"),
+        (-1, "hour"),
+        (1, "month"),
+        (-1, levels.MTD),
+    ]
+    assert reports(engine, since) == reports_raw(engine, since)
+    # Ten days later, a window inside February: two mtd rows, not 11 day rows (then
+    # the hours of the 13th, which has no rows: no dtd row).
+    later = NOW + timedelta(days=10)
+    rollup.refresh(engine, later)
+    inside = datetime(2026, 2, 1, 5, 10, tzinfo=UTC)
+    assert head_parts(engine, inside) == [
+        (1, "day"),
+        (-1, "hour"),
+        (1, levels.MTD),
+        (-1, levels.MTD),
+        (1, "hour"),
+    ]
+    assert reports(engine, inside) == reports_raw(engine, inside)
+    assert spans_at(engine, levels.MTD) == midnights(engine, floor_day(later))
+
+
+def test_backfill_builds_the_month_to_date_row_of_every_midnight(engine: Engine) -> None:
+    load(engine)
+    rollup.refresh(engine, NOW)
+    r = RollupHourly
+
+    def mtd_rows(conn: Connection) -> list[tuple[object, ...]]:
+        rows = conn.execute(select(r.__table__).where(r.span == levels.MTD)).mappings()
+        # The JSON objects compared as objects: a chained row lists its keys in another order.
+        return sorted(
+            tuple(json.loads(v) if k in ("outcomes", "latency_hist") else v for k, v in row.items())
+            for row in rows
+        )
+
+    with engine.begin() as conn:
+        kept = mtd_rows(conn)
+        conn.execute(delete(r).where(r.span == levels.MTD, r.hour < floor_day(NOW)))
+        assert rollup.backfill_month_to_date(conn) == len(midnights(engine, floor_day(NOW)))
+        assert mtd_rows(conn) == kept
 
 
 def test_no_to_date_row_before_a_whole_hour_or_day_of_its_unit(engine: Engine) -> None:
@@ -90,6 +175,9 @@ def test_no_to_date_row_before_a_whole_hour_or_day_of_its_unit(engine: Engine) -
     # At 00:00 on the 1st: nothing of the day or of the month is complete.
     first = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rollup.refresh(engine, first)
-    assert spans_at(engine, levels.DTD) == spans_at(engine, levels.MTD) == []
+    # The earlier months' mtd rows are there, none at the 1st.
+    assert spans_at(engine, levels.DTD) == []
+    assert spans_at(engine, levels.MTD) == midnights(engine, first)
+    assert first not in midnights(engine, first)
     since = first - timedelta(days=20)
     assert reports(engine, since) == reports_raw(engine, since)
