@@ -211,7 +211,8 @@ def roll_to_date(conn: Connection, current: datetime, days: Collection[datetime]
         if older is not None:
             conn.execute(delete(r).where(r.span == DTD, r.hour < older))
         merge_rows(conn, DTD, current, [("hour", day, current)], by_row)
-    stale = sorted({d + DAY for d in days if d + DAY <= day})
+    # After a re-rolled day, up to today (a month's last day changes no mtd row).
+    stale = sorted({d + DAY for d in days if d + DAY <= day and (d + DAY).day != 1})
     if day.day != 1 and day not in stale and (MTD, day) not in to_date_rows(conn, current):
         stale.append(day)
     done: set[datetime] = set()
