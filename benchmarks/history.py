@@ -14,7 +14,7 @@ cluster, tests/store/pgcluster.py; skipped when initdb/pg_ctl are missing):
    on the two tables, then VACUUM ANALYZE as autovacuum would, and autovacuum
    back on), then builds the per-target day and month rows from
    the day rows with ``rollup.backfill_levels`` (what migration 0005 runs),
-   the month-to-date row of every midnight (``rollup.backfill_month_to_date``,
+   the running totals of every midnight (``atd``, ``rollup.backfill_running``:
    what a year of the daemon's daily refreshes leaves) and the to-date rows at
    the rollup's end (``rollup.roll_to_date``, what each hourly refresh leaves).
 2. Times the real command, ``nexomon report -c CFG --since 365d --by model``
@@ -141,21 +141,21 @@ def _autovacuum(dsn: str, enabled: str) -> None:
 
 def build_levels(url: str) -> float:
     """The per-target day and month rows of the loaded day rows, as migration 0005 builds
-    them (``rollup.backfill_levels``), the mtd row of every midnight and the to-date
+    them (``rollup.backfill_levels``), the atd row of every midnight and the to-date
     rows at the rollup's end, as the daemon's refreshes leave them
-    (``rollup.backfill_month_to_date``, ``rollup.roll_to_date``); returns the
+    (``rollup.backfill_running``, ``rollup.roll_to_date``); returns the
     seconds it took."""
     from sqlalchemy import select
 
     from monitor.store.db import make_engine
     from monitor.store.models import RollupState
-    from monitor.store.rollup import backfill_levels, backfill_month_to_date, roll_to_date
+    from monitor.store.rollup import backfill_levels, backfill_running, roll_to_date
 
     engine = make_engine(url)
     t = time.perf_counter()
     with engine.begin() as conn:
         backfill_levels(conn)
-        backfill_month_to_date(conn)
+        backfill_running(conn)
         done = conn.scalar(select(RollupState.complete_before))
         roll_to_date(conn, done)
     engine.dispose()

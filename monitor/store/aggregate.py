@@ -179,9 +179,9 @@ def aggregate(
     upto = done if until is None else min(done, floor_hour(until))
     conn = session.connection()
     oldest = done - timedelta(days=KEEP_DAYS - 1)
-    # The window's whole days begin at ceil_day(rollup_from): an mtd row there
-    # stands for the days before them in their month.
-    present = to_date_rows(conn, done, [ceil_day(rollup_from)] if per_model else [])
+    # The window's whole days: the atd rows at both ends stand for them.
+    heads = [ceil_day(rollup_from), floor_day(upto)] if per_model else []
+    present = to_date_rows(conn, done, heads)
     parts = plan(rollup_from, upto, per_model=per_model, oldest=oldest, to_date=present)
     fold_rollup(conn, groups, key, location, [p[1:] for p in parts if p[0] > 0])
     minus: dict[Hashable, Aggregate] = {}

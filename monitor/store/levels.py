@@ -22,11 +22,19 @@ The window's end, the current month and day, would be up to 30 day rows and
 to-date rows (``monitor.store.rollup``) stand for them: ``dtd`` at hour H,
 the hour rows of [00:00 of H's day, H), and ``mtd`` at midnight D, the day
 rows of [1st of D's month, D). A to-date row's ``hour`` is the end of what it
-covers. ``mtd`` rows are kept for every midnight, so the days at the
-window's start are read as their month's row minus the ``mtd`` row at the
-first of them (2 rows instead of up to 16), and whole days inside one month
-as the difference of two ``mtd`` rows. ``plan`` reads a to-date row only
-when ``to_date`` names it as present (``rollup_read.to_date_rows``).
+covers. ``plan`` reads one only when ``to_date`` names it as present
+(``rollup_read.to_date_rows``: ``dtd`` and ``mtd`` only at the rollup's current point).
+
+The whole days in between are one more kind of to-date row: ``atd`` at
+midnight D, every day row before D (a running total, kept at every midnight
+for ``KEEP_DAYS``, rebuilt from a re-rolled day on). Whole days [a, b) of a
+model are ``atd`` at b minus ``atd`` at a, 2 rows instead of up to 16 day
+rows, 11 month rows and an ``mtd`` row: a year then reads 3 rows a model
+plus the hours at its start. Every sum in a row is exact, so the difference
+is too, and it holds after retention took the day rows before a (both
+``atd`` rows keep them). Where either ``atd`` row is missing (a database
+that ran an older nexomon, before its first refresh with them) the plan
+reads month, day and ``mtd`` rows as above: the same figures.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ DAY = timedelta(days=1)
 KEEP_DAYS = 400  # rollup rows are kept this long (rollup.refresh, retention.prune)
 DTD = "dtd"  # day to date: hour rows from midnight to the row's hour
 MTD = "mtd"  # month to date: day rows from the 1st to the row's midnight
+ATD = "atd"  # all to date: every day row before the row's midnight
 
 # (+1 to add or -1 to take out, span, start, end): the ``span`` rows with
 # ``hour`` in [start, end).
@@ -96,37 +105,23 @@ def _today(
 def _days(
     start: datetime, end: datetime, oldest: datetime, to_date: Collection[tuple[str, datetime]]
 ) -> list[Part]:
-    """Whole days [start, end) of each model: month rows, and day rows (or the
-    ``mtd`` row of the days of ``end``'s month) around them."""
+    """Whole days [start, end) of each model: two ``atd`` rows when both are there,
+    else month rows, and day rows (or the ``mtd`` row of the days of ``end``'s month)
+    around them."""
+    if (ATD, start) in to_date and (ATD, end) in to_date and (end - start) // DAY > 2:
+        return [(1, ATD, end, end + HOUR), (-1, ATD, start, start + HOUR)]
     first_month = start.replace(day=1)
     months_from = start if start == first_month else next_month(first_month)
     months_to = end.replace(day=1)
-    if months_from > months_to:  # inside one month
-        if (end - start) // DAY > 2 and (MTD, start) in to_date and (MTD, end) in to_date:
-            return [(1, MTD, end, end + HOUR), (-1, MTD, start, start + HOUR)]
+    if months_from > months_to:
         return [(1, "day", start, end)]
-    parts = _month_head(start, months_from, first_month, oldest, to_date)
+    parts = _tail(start, months_from, "month", first_month, "day", DAY, oldest)
     parts.append((1, "month", months_from, months_to))
     if months_to < end and (MTD, end) in to_date:
         parts.append((1, MTD, end, end + HOUR))
     else:
         parts.append((1, "day", months_to, end))
     return parts
-
-
-def _month_head(
-    start: datetime,
-    end: datetime,
-    month: datetime,
-    oldest: datetime,
-    to_date: Collection[tuple[str, datetime]],
-) -> list[Part]:
-    """Days [start, end) at the end of ``month``: its month row minus the ``mtd`` row
-    at ``start`` (the day rows before it) when there is one and that reads fewer rows."""
-    fewer = month < start < end and (end - start) // DAY > 2 and month >= oldest
-    if fewer and (MTD, start) in to_date:
-        return [(1, "month", month, start), (-1, MTD, start, start + HOUR)]
-    return _tail(start, end, "month", month, "day", DAY, oldest)
 
 
 def _tail(

@@ -20,8 +20,9 @@ day of a complete month is. The to-date rows (``span = 'dtd'``: the current
 day's hour rows; ``'mtd'``: the current month's day rows; ``roll_to_date``)
 are rebuilt by every refresh, so a window ending at the rollup's end reads
 one row for each instead of up to 23 and 30 (``monitor.store.levels``). The
-``mtd`` row of every midnight is kept (and rebuilt when a late row re-rolls a
-day it covers), so the days a window begins with are a month row minus one.
+running totals (``span = 'atd'``: every day row before the row's midnight)
+are kept at every midnight and rebuilt from a day a late row re-rolls on, so
+a window's whole days are the difference of two of them.
 Run it hourly (the daemon) and before a report (the CLI) if you like; the
 report is right either way, only slower while the rollup is behind.
 """
@@ -49,7 +50,7 @@ from monitor.store.aggregate import (
     raw_columns,
 )
 from monitor.store.histogram import exact_quantile
-from monitor.store.levels import DTD, KEEP_DAYS, MTD, next_month
+from monitor.store.levels import ATD, DTD, KEEP_DAYS, MTD, next_month
 from monitor.store.models import ProbeResultRow, RollupHourly, RollupState
 from monitor.store.rollup_read import to_date_rows
 
@@ -194,62 +195,66 @@ def roll_month(conn: Connection, month: datetime) -> None:
 def roll_to_date(conn: Connection, current: datetime, days: Collection[datetime] = ()) -> None:
     """Build the to-date rows at ``current`` (``complete_before``).
 
-    ``dtd`` (the hour rows since midnight) from scratch, every refresh (each
-    re-rolls hours); of the older ones only the last is kept (a report that
-    read the previous ``complete_before`` may be reading it), older ones go.
+    ``dtd`` from the hour rows since midnight, every refresh (each re-rolls
+    hours); ``mtd`` from the day rows since the 1st when missing or when one
+    of ``days`` (the days this refresh re-rolled) is one of them; whole, not
+    added to the last ones: a late row re-rolled into an earlier hour or day
+    would leave those behind. Of the older ``dtd`` and ``mtd`` rows only the
+    last is kept (a report that read the previous ``complete_before`` may be
+    reading it), older ones go.
 
-    ``mtd`` rows are kept at every midnight (retention prunes them): the one
+    ``atd`` rows are kept at every midnight (retention prunes them): the one
     at today's midnight is built when missing, and every one after a day of
-    ``days`` (the days this refresh re-rolled: a late row) up to the end of
-    that day's month or today is rebuilt (``roll_month_to_date``), so each
+    ``days`` (a late row) is rebuilt up to today (``roll_running``), so each
     matches the day rows it stands for.
     """
-    r = RollupHourly
     day = floor_day(current)
+    month = month_of(current)
     if current != day:  # an hour of the day is complete
-        older = conn.scalar(select(func.max(r.hour)).where(r.span == DTD, r.hour < current))
-        if older is not None:
-            conn.execute(delete(r).where(r.span == DTD, r.hour < older))
+        _keep_last(conn, DTD, current)
         merge_rows(conn, DTD, current, [("hour", day, current)], by_row)
-    # After a re-rolled day, up to today (a month's last day changes no mtd row).
-    stale = sorted({d + DAY for d in days if d + DAY <= day and (d + DAY).day != 1})
-    if day.day != 1 and day not in stale and (MTD, day) not in to_date_rows(conn, current):
+    present = to_date_rows(conn, current, [day])
+    rolled = any(month <= d < day for d in days)
+    if day != month and (rolled or (MTD, day) not in present):
+        _keep_last(conn, MTD, day)
+        merge_rows(conn, MTD, day, [("day", month, day)], by_row)
+    stale = sorted({d + DAY for d in days if d + DAY <= day})
+    if (ATD, day) not in present and day not in stale:
         stale.append(day)
-    done: set[datetime] = set()
-    for first in stale:
-        if first not in done:
-            done.update(roll_month_to_date(conn, first, day))
+    if stale:
+        roll_running(conn, stale[0], day)
 
 
-def roll_month_to_date(conn: Connection, first: datetime, last: datetime) -> list[datetime]:
-    """Rebuild the ``mtd`` rows at every midnight from ``first`` to the end of its month
-    or ``last``, whichever comes first; returns those midnights.
+def _keep_last(conn: Connection, span: str, at: datetime) -> None:
+    """Delete the ``span`` rows before the last one before ``at``."""
+    r = RollupHourly
+    older = conn.scalar(select(func.max(r.hour)).where(r.span == span, r.hour < at))
+    if older is not None:
+        conn.execute(delete(r).where(r.span == span, r.hour < older))
 
-    Each one is the previous one plus that previous day's rows (2 rows a model,
-    not up to 30); the first from its month's day rows when there is no row
-    before it to add to.
+
+def roll_running(conn: Connection, first: datetime, last: datetime) -> int:
+    """Rebuild the ``atd`` rows (every day row before the row's midnight) at every
+    midnight from ``first`` to ``last``; returns how many midnights were built.
+
+    Each is the row at the midnight before plus that day's rows (2 rows a
+    model, not up to 400), or, with no row before it to add to, every day row
+    before it.
     """
     r = RollupHourly
-    month = month_of(first)
-    end = min(last + DAY, next_month(month))
-    built = []
+    built = 0
     at = first
-    while at < end:
-        if at != month:  # nothing of the month before its 1st
-            before = at - DAY
-            chained = (
-                before != month
-                and conn.execute(
-                    select(r.span).where(r.span == MTD, r.hour == before).limit(1)
-                ).first()
-            )
-            sources = (
-                [(MTD, before, before + HOUR), ("day", before, at)]
-                if chained
-                else [("day", month, at)]
-            )
-            merge_rows(conn, MTD, at, sources, by_row)
-            built.append(at)
+    while at <= last:
+        before = at - DAY
+        chained = conn.execute(
+            select(r.span).where(r.span == ATD, r.hour == before).limit(1)
+        ).first()
+        if chained:
+            sources = [(ATD, before, before + HOUR), ("day", before, at)]
+        else:
+            sources = [("day", datetime.min.replace(tzinfo=at.tzinfo), at)]
+        merge_rows(conn, ATD, at, sources, by_row)
+        built += 1
         at += DAY
     return built
 
@@ -293,27 +298,19 @@ def backfill_levels(conn: Connection) -> None:
             roll_month(conn, month)
 
 
-def backfill_month_to_date(conn: Connection) -> int:
-    """Build the ``mtd`` row of every midnight whose month has day rows stored, up to
-    the rollup's end: what daily refreshes leave behind (a database that ran an
-    older nexomon has only the last ones; reports read day rows where one is
-    missing). Returns the rows' midnights built."""
+def backfill_running(conn: Connection) -> int:
+    """Build the ``atd`` row of every midnight after the first day row, up to the
+    rollup's end: what daily refreshes leave behind (a database that ran an older
+    nexomon gets them from its next refresh on; until then reports read the month,
+    day and ``mtd`` rows). Returns how many midnights were built."""
     r = RollupHourly
     state = conn.execute(
         select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
     ).scalar()
-    if state is None:
-        return 0
-    last = floor_day(state)
     first = conn.scalar(select(func.min(r.hour)).where(r.span == "day"))
-    if first is None:
+    if state is None or first is None:
         return 0
-    built = 0
-    month = month_of(first)
-    while month <= last:
-        built += len(roll_month_to_date(conn, max(month, floor_day(first)) + DAY, last))
-        month = next_month(month)
-    return built
+    return roll_running(conn, floor_day(first) + DAY, floor_day(state))
 
 
 def _row(

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, and_, cast, func, null, or_, select
 
 from monitor.store.histogram import LAST
-from monitor.store.levels import DTD, MTD, floor_day
+from monitor.store.levels import ATD, DTD, MTD, floor_day
 from monitor.store.models import RollupHourly
 
 # (span, start, end): the ``span`` rows with ``hour`` in [start, end).
@@ -46,16 +46,16 @@ def to_date_rows(
 ) -> frozenset[tuple[str, datetime]]:
     """The (span, hour) of the to-date rows a window ending by ``done`` (the rollup's
     ``complete_before``) may read, each when present: ``dtd`` at ``done``, ``mtd`` at
-    its midnight and at each midnight of ``heads`` (where a window's whole days begin).
+    its midnight, and ``atd`` at each midnight of ``heads``.
 
-    ``dtd`` only at ``done``: the refresh that moves ``done`` rebuilds it whole,
-    older ones may miss a late row re-rolled into an hour they cover. ``mtd``
-    rows are kept at every midnight and rebuilt whenever a day they cover is
-    re-rolled (``rollup.roll_to_date``), so any of them matches the day rows."""
+    ``dtd`` and ``mtd`` only at ``done``: the refresh that moves ``done`` rebuilds
+    them whole, older ones may miss a late row re-rolled into an hour or day they
+    cover. ``atd`` rows are kept at every midnight and rebuilt from a re-rolled
+    day on (``rollup.roll_to_date``), so any of them matches the day rows."""
     r = RollupHourly
     found = set()
     wanted = [(DTD, done), (MTD, floor_day(done))]
-    wanted += [(MTD, day) for day in heads if day == floor_day(day) and day.day != 1]
+    wanted += [(ATD, day) for day in heads if day == floor_day(day)]
     for span, hour in wanted:
         query = select(r.span).where(r.span == span, r.hour == hour).limit(1)
         if conn.execute(query).first() is not None:

@@ -52,13 +52,12 @@ def test_a_window_to_the_rollup_end_reads_one_to_date_row_of_each(engine: Engine
 
 
 def midnights(engine: Engine, until: datetime) -> list[datetime]:
-    """Every midnight after the first day with rows, up to ``until``, but the 1sts:
-    where the refreshes leave an ``mtd`` row."""
+    """Every midnight after the first day with rows, up to ``until``: where the
+    refreshes leave an ``atd`` row."""
     day = floor_day(T0) + timedelta(days=1)
     out = []
     while day <= until:
-        if day.day != 1:
-            out.append(day)
+        out.append(day)
         day += timedelta(days=1)
     return out
 
@@ -93,15 +92,16 @@ def test_late_rows_in_an_earlier_hour_and_day_are_in_the_next_to_date_rows(engin
     rollup.refresh(engine, later)
     for window in WINDOWS:
         assert reports(engine, later - window) == reports_raw(engine, later - window)
-    # January's row minus the mtd row of the 11th: both hold the 5th's late row.
-    assert (-1, levels.MTD) in head_parts(engine, FROM_JAN_10)
+    # The atd row of the 11th holds the 5th's late row, as the later ones do.
+    assert (-1, levels.ATD) in head_parts(engine, FROM_JAN_10)
     assert reports(engine, FROM_JAN_10) == reports_raw(engine, FROM_JAN_10)
     # The previous day-to-date row stays (a report may be reading it), older ones go;
-    # a month-to-date row stays at every midnight.
+    # an atd row stays at every midnight.
     rollup.refresh(engine, NOW + timedelta(hours=2))
     hours = [floor_hour(NOW) + timedelta(hours=h) for h in (1, 2)]
     assert spans_at(engine, levels.DTD) == hours
-    assert spans_at(engine, levels.MTD) == midnights(engine, today)
+    assert spans_at(engine, levels.MTD) == [today]
+    assert spans_at(engine, levels.ATD) == midnights(engine, today)
 
 
 JAN_5 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -114,49 +114,57 @@ def head_parts(engine: Engine, since: datetime) -> list[tuple[int, str]]:
         done = complete_before(session)
         assert done is not None
         start = ceil_hour(since)
-        present = to_date_rows(session.connection(), done, [ceil_day(start)])
+        heads = [ceil_day(start), floor_day(done)]
+        present = to_date_rows(session.connection(), done, heads)
         parts = levels.plan(
             start, done, per_model=True, oldest=done - timedelta(days=399), to_date=present
         )
     return [(sign, span) for sign, span, _a, _b in parts]
 
 
-def test_the_days_a_window_begins_with_are_a_month_row_minus_an_mtd_row(engine: Engine) -> None:
+def test_a_window_s_whole_days_are_two_running_totals(engine: Engine) -> None:
     load(engine)
     rollup.refresh(engine, NOW)
-    # From 10 December 05:10: the 10th's hours, then December 11-31 as December's
-    # row minus the mtd row of the 11th (1-10 December), not 21 day rows.
+    # From 10 December 05:10: the 10th's hours (its day row minus 6 hour rows), then
+    # 11 December to 3 February as the atd row of the 3rd minus that of the 11th
+    # (not 21 day rows, January's row and February's mtd row), then today's hours.
     since = datetime(2025, 12, 10, 5, 10, tzinfo=UTC)
-    assert head_parts(engine, since)[:4] == [
+    assert head_parts(engine, since) == [
         (1, "day"),
         (-1, "hour"),
-        (1, "month"),
-        (-1, levels.MTD),
+        (1, levels.ATD),
+        (-1, levels.ATD),
+        (1, levels.DTD),
     ]
     assert reports(engine, since) == reports_raw(engine, since)
-    # Ten days later, a window inside February: two mtd rows, not 11 day rows (then
-    # the hours of the 13th, which has no rows: no dtd row).
+    # Ten days later the refresh has added an atd row a day: a window inside
+    # February is two of them too (then the hours of the 13th, which has no rows).
     later = NOW + timedelta(days=10)
     rollup.refresh(engine, later)
     inside = datetime(2026, 2, 1, 5, 10, tzinfo=UTC)
     assert head_parts(engine, inside) == [
         (1, "day"),
         (-1, "hour"),
-        (1, levels.MTD),
-        (-1, levels.MTD),
+        (1, levels.ATD),
+        (-1, levels.ATD),
         (1, "hour"),
     ]
     assert reports(engine, inside) == reports_raw(engine, inside)
-    assert spans_at(engine, levels.MTD) == midnights(engine, floor_day(later))
+    assert spans_at(engine, levels.ATD) == midnights(engine, floor_day(later))
+    # Retention takes the day rows before a window; its two atd rows still hold them.
+    with engine.begin() as conn:
+        r = RollupHourly
+        conn.execute(delete(r).where(r.span == "day", r.hour < floor_day(inside)))
+    assert reports(engine, inside) == reports_raw(engine, inside)
 
 
-def test_backfill_builds_the_month_to_date_row_of_every_midnight(engine: Engine) -> None:
+def test_backfill_builds_the_atd_row_of_every_midnight(engine: Engine) -> None:
     load(engine)
     rollup.refresh(engine, NOW)
     r = RollupHourly
 
-    def mtd_rows(conn: Connection) -> list[tuple[object, ...]]:
-        rows = conn.execute(select(r.__table__).where(r.span == levels.MTD)).mappings()
+    def atd_rows(conn: Connection) -> list[tuple[object, ...]]:
+        rows = conn.execute(select(r.__table__).where(r.span == levels.ATD)).mappings()
         # The JSON objects compared as objects: a chained row lists its keys in another order.
         return sorted(
             tuple(json.loads(v) if k in ("outcomes", "latency_hist") else v for k, v in row.items())
@@ -164,10 +172,10 @@ def test_backfill_builds_the_month_to_date_row_of_every_midnight(engine: Engine)
         )
 
     with engine.begin() as conn:
-        kept = mtd_rows(conn)
-        conn.execute(delete(r).where(r.span == levels.MTD, r.hour < floor_day(NOW)))
-        assert rollup.backfill_month_to_date(conn) == len(midnights(engine, floor_day(NOW)))
-        assert mtd_rows(conn) == kept
+        kept = atd_rows(conn)
+        conn.execute(delete(r).where(r.span == levels.ATD, r.hour < floor_day(NOW)))
+        assert rollup.backfill_running(conn) == len(midnights(engine, floor_day(NOW)))
+        assert atd_rows(conn) == kept
 
 
 def test_no_to_date_row_before_a_whole_hour_or_day_of_its_unit(engine: Engine) -> None:
@@ -175,9 +183,8 @@ def test_no_to_date_row_before_a_whole_hour_or_day_of_its_unit(engine: Engine) -
     # At 00:00 on the 1st: nothing of the day or of the month is complete.
     first = NOW.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     rollup.refresh(engine, first)
-    # The earlier months' mtd rows are there, none at the 1st.
-    assert spans_at(engine, levels.DTD) == []
-    assert spans_at(engine, levels.MTD) == midnights(engine, first)
-    assert first not in midnights(engine, first)
+    # An atd row at every midnight, the 1st's included.
+    assert spans_at(engine, levels.DTD) == spans_at(engine, levels.MTD) == []
+    assert spans_at(engine, levels.ATD) == midnights(engine, first)
     since = first - timedelta(days=20)
     assert reports(engine, since) == reports_raw(engine, since)
