@@ -34,7 +34,7 @@ def read_substitutions(
     if location is not None:
         query = query.where(p.location == location)
     found: dict[tuple[str, str], dict[str, int]] = {}
-    for target, model, substitute, count in session.execute(query):
+    for target, model, substitute, count in session.connection().execute(query):
         found.setdefault((target, model), {})[substitute] = int(count)
     return found
 

@@ -149,8 +149,9 @@ _TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location, by_row})
 
 
 def complete_before(session: Session) -> datetime | None:
-    state = session.get(RollupState, STATE_NAME)
-    return None if state is None else state.complete_before
+    # Core, not session.get: the ORM's identity load is needless work for one value.
+    query = select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
+    return session.connection().scalar(query)
 
 
 def aggregate(
@@ -280,7 +281,9 @@ def _add_raw(
         query = query.where(p.started_at < end)
     if location is not None:
         query = query.where(p.location == location)
-    for row in session.execute(query):
+    # Core rows (session.connection()): the ORM's result machinery for plain
+    # columns cost ~2x per row, and the last hour's raw rows can be thousands.
+    for row in session.connection().execute(query):
         agg = groups.get(k := key(row[0], row[10], row[1], row[2], row[3]))
         if agg is None:
             agg = groups[k] = Aggregate()
