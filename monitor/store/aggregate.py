@@ -149,9 +149,14 @@ _TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location, by_row})
 
 
 def complete_before(session: Session) -> datetime | None:
+    return rolled_up_to(session.connection())
+
+
+def rolled_up_to(conn: Connection) -> datetime | None:
+    """The rollup's ``complete_before``: None before its first refresh."""
     # Core, not session.get: the ORM's identity load is needless work for one value.
     query = select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
-    return session.connection().scalar(query)
+    return conn.scalar(query)
 
 
 def aggregate(

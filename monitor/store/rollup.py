@@ -48,6 +48,7 @@ from monitor.store.aggregate import (
     floor_hour,
     fold_rollup,
     raw_columns,
+    rolled_up_to,
 )
 from monitor.store.histogram import exact_quantile
 from monitor.store.levels import ATD, DTD, KEEP_DAYS, MTD, next_month
@@ -284,9 +285,7 @@ def merge_rows(
 def backfill_levels(conn: Connection) -> None:
     """Build the ``tday`` and ``month`` rows of every day row already stored (migration 0005)."""
     r = RollupHourly
-    state = conn.execute(
-        select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
-    ).scalar()
+    state = rolled_up_to(conn)
     if state is None:
         return
     current = floor_hour(state)
@@ -304,9 +303,7 @@ def backfill_running(conn: Connection) -> int:
     nexomon gets them from its next refresh on; until then reports read the month,
     day and ``mtd`` rows). Returns how many midnights were built."""
     r = RollupHourly
-    state = conn.execute(
-        select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
-    ).scalar()
+    state = rolled_up_to(conn)
     first = conn.scalar(select(func.min(r.hour)).where(r.span == "day"))
     if state is None or first is None:
         return 0
