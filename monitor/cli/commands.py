@@ -101,14 +101,11 @@ def cmd_report(args: argparse.Namespace, scrubber: SecretScrubber) -> int:
         since = parse_since(args.since, datetime.now(UTC))
     except ValueError as exc:
         raise UsageError(f"--since {args.since}: {exc}") from None
-    engine = open_for_reading(cfg)  # read-only: never creates a file or migrates
+    reader = open_for_reading(cfg)  # read-only: never creates a file or migrates
     try:
-        from sqlalchemy.orm import Session
-
-        with Session(engine) as session:
-            rows = build_report(session, since=since, by=args.by, location=args.location)
+        rows = build_report(reader, since=since, by=args.by, location=args.location)
     finally:
-        engine.dispose()
+        reader.close()
     print(render(rows, args.format, wide=args.wide))
     return 0
 

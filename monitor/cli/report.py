@@ -47,8 +47,7 @@ from collections.abc import Hashable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from monitor.cli.report_render import FORMATS, TABLE_WIDTH, month_totals, render
 from monitor.cli.report_rows import (
@@ -62,6 +61,7 @@ from monitor.cli.report_rows import (
 from monitor.cli.report_substitutions import with_substitutions
 from monitor.errors import UsageError
 from monitor.store.aggregate import DAY, Aggregate, aggregate, by_location, by_model, floor_day
+from monitor.store.sql_reader import Reader, reader_of
 
 __all__ = [
     "ALL_LOCATIONS",
@@ -108,24 +108,28 @@ def _order(row: ReportRow) -> tuple[str, str, str, str, bool, str]:
 
 
 def build_report(
-    session: Session, *, since: datetime, by: str, location: str | None = None
+    source: Any, *, since: datetime, by: str, location: str | None = None
 ) -> list[ReportRow]:
-    """Rows for everything from ``since`` on (only ``location``'s when given), sorted."""
+    """Rows for everything from ``since`` on (only ``location``'s when given), sorted.
+
+    ``source``: a SQLAlchemy Session or Connection, or a ``sql_reader.Reader``
+    (``nexomon report``'s own, without SQLAlchemy: ``monitor.store.reading``)."""
     if by not in BY:
         raise UsageError(f"--by: must be one of {', '.join(BY)}, not {by!r}")
     if location is not None and not location.strip():
         raise UsageError("--location: must name a location, not be empty")
+    reader = reader_of(source)
     # --by day and --by location ignore the model: the per-target day rows do.
     groups = aggregate(
-        session, since=since, key=_KEYS[by], location=location, per_model=by == "model"
+        reader, since=since, key=_KEYS[by], location=location, per_model=by == "model"
     )
     if by == "location":
         groups = with_combined(groups)
     rows = [make_row(key, agg, by, location) for key, agg in groups.items()]
     if by == "day":
-        rows = _with_month_to_date(session, rows, since, location, groups)
+        rows = _with_month_to_date(reader, rows, since, location, groups)
     if by == "model":
-        rows = with_substitutions(session, rows, since, location)
+        rows = with_substitutions(reader, rows, since, location)
     return sorted(rows, key=_order)
 
 
@@ -135,7 +139,7 @@ def month_start(moment: datetime) -> datetime:
 
 
 def _with_month_to_date(
-    session: Session,
+    reader: Reader,
     rows: list[ReportRow],
     since: datetime,
     location: str | None,
@@ -151,7 +155,7 @@ def _with_month_to_date(
     """
     first_day = floor_day(since)
     days = aggregate(
-        session,
+        reader,
         since=month_start(since),
         key=by_day,
         location=location,

@@ -101,6 +101,7 @@ def make_row(key: Hashable, agg: Aggregate, by: str, location: str | None) -> Re
         day, target, probe = key  # type: ignore[misc]
     else:
         where, target, probe = key  # type: ignore[misc]
+    p50, p95, p99 = agg.latency.quantiles((0.50, 0.95, 0.99))
     return ReportRow(
         target=target,
         probe=probe,
@@ -109,9 +110,9 @@ def make_row(key: Hashable, agg: Aggregate, by: str, location: str | None) -> Re
         location=where,
         probes=agg.probes,
         availability_pct=agg.availability_pct,
-        p50_s=agg.latency.quantile(0.50),
-        p95_s=agg.latency.quantile(0.95),
-        p99_s=agg.latency.quantile(0.99),
+        p50_s=p50,
+        p95_s=p95,
+        p99_s=p99,
         outcomes={o: agg.outcomes.get(o, 0) for o in OUTCOMES},
         prompt_tokens=agg.prompt_tokens,
         completion_tokens=agg.completion_tokens,

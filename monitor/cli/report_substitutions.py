@@ -13,37 +13,37 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from typing import Any
 
 from monitor.cli.report_rows import ALL_LOCATIONS, ReportRow
-from monitor.store.models import ProbeResultRow
+from monitor.store.sql_reader import reader_of
 
 
 def read_substitutions(
-    session: Session, since: datetime, location: str | None
+    source: Any, since: datetime, location: str | None
 ) -> dict[tuple[str, str], dict[str, int]]:
-    """(target, model) -> {substitute: answers} for chat rows from ``since`` on."""
-    p = ProbeResultRow
+    """(target, model) -> {substitute: answers} for chat rows from ``since`` on
+    (``source``: a Session, Connection or ``sql_reader.Reader``)."""
     query = (
-        select(p.target, p.model, p.substituted_by, func.count())
-        .where(p.started_at >= since, p.probe == "chat", p.substituted_by.is_not(None))
-        .group_by(p.target, p.model, p.substituted_by)
+        "SELECT target, model, substituted_by, count(*) FROM probe_results "
+        "WHERE started_at >= ? AND probe = 'chat' AND substituted_by IS NOT NULL"
     )
+    params: list[Any] = [since]
     if location is not None:
-        query = query.where(p.location == location)
+        query += " AND location = ?"
+        params.append(location)
+    query += " GROUP BY target, model, substituted_by"
     found: dict[tuple[str, str], dict[str, int]] = {}
-    for target, model, substitute, count in session.connection().execute(query):
+    for target, model, substitute, count in reader_of(source).rows(query, params):
         found.setdefault((target, model), {})[substitute] = int(count)
     return found
 
 
 def with_substitutions(
-    session: Session, rows: list[ReportRow], since: datetime, location: str | None
+    source: Any, rows: list[ReportRow], since: datetime, location: str | None
 ) -> list[ReportRow]:
     """``rows`` (by model) with each chat row's ``substitutions`` filled in."""
-    found = read_substitutions(session, since, location)
+    found = read_substitutions(source, since, location)
     return [
         replace(row, substitutions=found.get((row.target, row.model or ""), {}))
         if row.probe == "chat" and row.model is not None

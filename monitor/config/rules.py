@@ -30,6 +30,7 @@ from pydantic import (
     ValidationInfo,
 )
 
+from monitor.config.database_urls import plain_url
 from monitor.config.durations import format_duration, parse_duration
 
 _log = logging.getLogger("nexomon.config")
@@ -190,6 +191,12 @@ def _base_url(value: str) -> str:
 
 def _database_url(value: str, base_dir: Path | None, from_env: str | None = None) -> str:
     """Check ``value`` parses; make a relative SQLite file path absolute under base_dir."""
+    plain = plain_url(value, base_dir)
+    return _sqlalchemy_database_url(value, base_dir, from_env) if plain is None else plain
+
+
+def _sqlalchemy_database_url(value: str, base_dir: Path | None, from_env: str | None) -> str:
+    """``_database_url`` through SQLAlchemy's own parse: every form it knows."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

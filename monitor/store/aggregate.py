@@ -26,14 +26,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlalchemy.orm import Session
-
 from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.store.histogram import LatencyHistogram, bucket
 from monitor.store.levels import KEEP_DAYS, plan
-from monitor.store.models import ProbeResultRow, RollupState
 from monitor.store.rollup_read import fold, read_groups, read_rows, to_date_rows
+from monitor.store.sql_reader import Reader, reader_of
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -148,19 +145,20 @@ def by_row(_at: datetime, location: str, target: str, probe: str, model: str) ->
 _TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location, by_row})
 
 
-def complete_before(session: Session) -> datetime | None:
-    return rolled_up_to(session.connection())
+def complete_before(source: Any) -> datetime | None:
+    """``rolled_up_to`` on a Session, Connection or Reader (``sql_reader.reader_of``)."""
+    return rolled_up_to(reader_of(source))
 
 
-def rolled_up_to(conn: Connection) -> datetime | None:
+def rolled_up_to(source: Any) -> datetime | None:
     """The rollup's ``complete_before``: None before its first refresh."""
-    # Core, not session.get: the ORM's identity load is needless work for one value.
-    query = select(RollupState.complete_before).where(RollupState.name == STATE_NAME)
-    return conn.scalar(query)
+    reader = reader_of(source)
+    found = reader.rows("SELECT complete_before FROM rollup_state WHERE name = ?", (STATE_NAME,))
+    return reader.when(found[0][0]) if found else None
 
 
 def aggregate(
-    session: Session,
+    source: Any,
     *,
     since: datetime,
     key: KeyFn = by_model,
@@ -168,7 +166,8 @@ def aggregate(
     until: datetime | None = None,
     per_model: bool = True,
 ) -> dict[Hashable, Aggregate]:
-    """Group everything from ``since`` on (before ``until`` when given) by ``key``.
+    """Group everything from ``since`` on (before ``until`` when given) by ``key``,
+    reading ``source`` (a Session, Connection or ``sql_reader.Reader``).
 
     ``per_model=False`` says ``key`` ignores the model: whole days then come
     from the per-target ``tday`` rows (model ``'*'``) instead of each model's
@@ -177,13 +176,13 @@ def aggregate(
     """
     groups: dict[Hashable, Aggregate] = {}
     rollup_from = ceil_hour(since)
-    done = complete_before(session)
+    conn = reader_of(source)
+    done = rolled_up_to(conn)
     if done is None or done <= rollup_from or (until is not None and until <= rollup_from):
-        _add_raw(session, groups, key, location, since, until)
+        _add_raw(conn, groups, key, location, since, until)
         return groups
     # The rollup serves [rollup_from, upto); raw rows the rest up to ``until``.
     upto = done if until is None else min(done, floor_hour(until))
-    conn = session.connection()
     oldest = done - timedelta(days=KEEP_DAYS - 1)
     # The window's whole days: the atd rows at both ends stand for them.
     heads = [ceil_day(rollup_from), floor_day(upto)] if per_model else []
@@ -198,13 +197,13 @@ def aggregate(
         if agg.probes == 0:  # every row of the group was before the window
             del groups[k]
     if since < rollup_from:
-        _add_raw(session, groups, key, location, since, rollup_from)
-    _add_raw(session, groups, key, location, upto, until)
+        _add_raw(conn, groups, key, location, since, rollup_from)
+    _add_raw(conn, groups, key, location, upto, until)
     return groups
 
 
 def add_rollup_rows(
-    conn: Connection,
+    conn: Any,
     groups: dict[Hashable, Aggregate],
     key: KeyFn,
     location: str | None,
@@ -217,7 +216,7 @@ def add_rollup_rows(
 
 
 def fold_rollup(
-    conn: Connection,
+    conn: Any,
     groups: dict[Hashable, Aggregate],
     key: KeyFn,
     location: str | None,
@@ -227,12 +226,14 @@ def fold_rollup(
 
     A key that ignores the hour gets the rows summed per location, target,
     probe and model by the database (``rollup_read.read_groups``); each
-    group's rows are then folded at once, column by column.
+    group's rows are then folded at once, column by column. ``conn``: a
+    Connection or ``sql_reader.Reader``.
     """
+    reader = reader_of(conn)
     if key in _TIMELESS:
-        rows = read_groups(conn, parts, location)
+        rows = read_groups(reader, parts, location)
     else:
-        rows = read_rows(conn, parts, location)
+        rows = read_rows(reader, parts, location)
     pending: dict[Hashable, list[Any]] = {}
     for row in rows:
         found = pending.get(k := key(row[0], row[1], row[2], row[3], row[4]))
@@ -247,16 +248,15 @@ def fold_rollup(
         fold(agg, found)
 
 
-def raw_columns() -> tuple[Any, ...]:
-    p = ProbeResultRow
-    return (
-        p.started_at, p.target, p.probe, p.model, p.outcome, p.duration_s,
-        p.prompt_tokens, p.completion_tokens, p.total_tokens, p.cost_usd, p.location,
-    )  # fmt: skip
+# The columns of ``probe_results`` that ``add_raw_row`` reads, in its order.
+RAW_COLUMNS = (
+    "started_at", "target", "probe", "model", "outcome", "duration_s",
+    "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd", "location",
+)  # fmt: skip
 
 
 def add_raw_row(agg: Aggregate, row: Any) -> None:
-    """Fold one ``raw_columns()`` row into ``agg``."""
+    """Fold one row of ``RAW_COLUMNS`` into ``agg``."""
     agg.probes += 1
     agg.outcomes[row[4]] += 1
     if row[4] == "ok":
@@ -273,22 +273,24 @@ def add_raw_row(agg: Aggregate, row: Any) -> None:
 
 
 def _add_raw(
-    session: Session,
+    reader: Reader,
     groups: dict[Hashable, Aggregate],
     key: KeyFn,
     location: str | None,
     start: datetime,
     end: datetime | None,
 ) -> None:
-    p = ProbeResultRow
-    query = select(*raw_columns()).where(p.started_at >= start)
+    query = f"SELECT {', '.join(RAW_COLUMNS)} FROM probe_results WHERE started_at >= ?"
+    params: list[Any] = [start]
     if end is not None:
-        query = query.where(p.started_at < end)
+        query += " AND started_at < ?"
+        params.append(end)
     if location is not None:
-        query = query.where(p.location == location)
-    # Core rows (session.connection()): the ORM's result machinery for plain
-    # columns cost ~2x per row, and the last hour's raw rows can be thousands.
-    for row in session.connection().execute(query):
+        query += " AND location = ?"
+        params.append(location)
+    when, usd = reader.when, reader.usd
+    for found in reader.rows(query, params):
+        row = (when(found[0]), *found[1:9], usd(found[9]), found[10])
         agg = groups.get(k := key(row[0], row[10], row[1], row[2], row[3]))
         if agg is None:
             agg = groups[k] = Aggregate()

@@ -18,20 +18,21 @@ not parse) goes through Alembic as before.
 from __future__ import annotations
 
 import os
-import re
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from monitor.errors import StoreError
+from monitor.store.schema_head import MIGRATIONS_DIR, head_revision, stored_revisions
+from monitor.store.sql_reader import reader_of
+
+__all__ = ["MIGRATIONS_DIR", "head_revision"]  # their home is monitor.store.schema_head
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 DEFAULT_URL = "sqlite:///nexomon.db"
 SQLITE_CACHED_STATEMENTS = 16
 
@@ -182,37 +183,7 @@ def upgrade(url: str | URL) -> None:
         raise StoreError(f"database upgrade failed for {redact(parsed)}: {message}") from exc
 
 
-_REVISION = re.compile(r"^revision(?::[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
-_DOWN = re.compile(r"^down_revision(?::[^=]*)?\s*=\s*(?:None|[\"']([^\"']+)[\"'])", re.MULTILINE)
-
-
-@cache
-def head_revision() -> str | None:
-    """The one head of the packaged migrations, from their text; None when unsure."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        source = path.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN.search(source)
-        if revision is None or down is None:
-            return None
-        revisions.add(revision.group(1))
-        if down.group(1):
-            parents.add(down.group(1))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
-
-
-def current_revisions(connection: Connection) -> list[str] | None:
-    """The database's ``alembic_version`` rows; None when it has no such table."""
-    if not inspect(connection).has_table("alembic_version"):
-        return None
-    return list(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
-
-
 def _at_head(connection: Connection) -> bool:
     """Whether the database's one alembic_version row is the packaged head."""
     head = head_revision()
-    if head is None or not inspect(connection).has_table("alembic_version"):
-        return False
-    rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
-    return rows == [head]
+    return head is not None and stored_revisions(reader_of(connection)) == [head]

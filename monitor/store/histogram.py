@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 MIN_S = 0.001
 MAX_S = 600.0
@@ -76,20 +76,34 @@ class LatencyHistogram:
 
     def quantile(self, q: float) -> float | None:
         """Nearest-rank percentile (``q`` in 0..1), None when empty (see the module doc)."""
-        total = self.total
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: Sequence[float]) -> tuple[float | None, ...]:
+        """``quantile`` of each of ``qs``, from one sort of the buckets (a report
+        row reads three)."""
+        counts = self.counts
+        total = sum(counts.values())
         if total == 0:
-            return None
-        rank = max(1, math.ceil(q * total))
+            return tuple(None for _ in qs)
+        ranks = sorted((max(1, math.ceil(q * total)), at) for at, q in enumerate(qs))
+        out: list[float | None] = [None] * len(ranks)
+        pending = iter(ranks)
+        rank, at = next(pending)
         seen = 0
-        for index in sorted(self.counts):
-            count = self.counts[index]
+        for index in sorted(counts):
+            count = counts[index]
             if count <= 0:
                 continue
-            if seen + count >= rank:
+            while seen + count >= rank:
                 # The rank is the (rank - seen)-th of this bucket's samples.
-                return within(index, (rank - seen - 0.5) / count)
+                out[at] = within(index, (rank - seen - 0.5) / count)
+                rank, at = next(pending, (0, -1))
+                if at < 0:
+                    return tuple(out)
             seen += count
-        return midpoint(max(self.counts))  # pragma: no cover - rounding guard
+        for _, left in [(rank, at), *pending]:  # pragma: no cover - rounding guard
+            out[left] = midpoint(max(counts))
+        return tuple(out)
 
     def to_json(self) -> str:
         return json.dumps(

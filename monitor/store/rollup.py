@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Hashable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.orm import Session
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 from monitor.store.aggregate import (
     DAY,
     HOUR,
+    RAW_COLUMNS,
     STATE_NAME,
     Aggregate,
     add_raw_row,
@@ -47,7 +49,6 @@ from monitor.store.aggregate import (
     floor_day,
     floor_hour,
     fold_rollup,
-    raw_columns,
     rolled_up_to,
 )
 from monitor.store.histogram import exact_quantile
@@ -104,6 +105,12 @@ def refresh(engine: Engine, now: datetime) -> int:
             )
         )
     return len(rolled)
+
+
+def raw_columns() -> tuple[Any, ...]:
+    """``aggregate.RAW_COLUMNS`` as ``probe_results`` columns (typed: aware datetimes,
+    Decimal costs), for ``select``."""
+    return tuple(getattr(ProbeResultRow, name) for name in RAW_COLUMNS)
 
 
 def prune_rollup(conn: Connection, cutoff: datetime) -> None:
@@ -163,7 +170,7 @@ def roll_day(conn: Connection, day: datetime) -> None:
     if not groups:
         return
     values = [
-        _row("day", day, key, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
+        _row("day", day, key, agg, agg.latency.quantiles((0.50, 0.95, 0.99)))  # type: ignore[arg-type]
         for key, agg in groups.items()
     ]
     conn.execute(r.__table__.insert(), values)
@@ -276,7 +283,7 @@ def merge_rows(
     if not groups:
         return
     values = [
-        _row(span, at, k, agg, tuple(agg.latency.quantile(q) for q in (0.50, 0.95, 0.99)))  # type: ignore[arg-type]
+        _row(span, at, k, agg, agg.latency.quantiles((0.50, 0.95, 0.99)))  # type: ignore[arg-type]
         for k, agg in groups.items()
     ]
     conn.execute(r.__table__.insert(), values)

@@ -31,18 +31,18 @@ from decimal import Decimal
 from itertools import chain, repeat
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, and_, cast, func, null, or_, select
-
 from monitor.store.histogram import LAST
 from monitor.store.levels import ATD, DTD, MTD, floor_day
-from monitor.store.models import RollupHourly
+from monitor.store.sql_reader import Reader, reader_of
 
 # (span, start, end): the ``span`` rows with ``hour`` in [start, end).
 Span = tuple[str, datetime, datetime]
 
+_ROLLUP = "probe_rollup_hourly"
+
 
 def to_date_rows(
-    conn: Connection, done: datetime, heads: Sequence[datetime] = ()
+    source: Any, done: datetime, heads: Sequence[datetime] = ()
 ) -> frozenset[tuple[str, datetime]]:
     """The (span, hour) of the to-date rows a window ending by ``done`` (the rollup's
     ``complete_before``) may read, each when present: ``dtd`` at ``done``, ``mtd`` at
@@ -51,83 +51,81 @@ def to_date_rows(
     ``dtd`` and ``mtd`` only at ``done``: the refresh that moves ``done`` rebuilds
     them whole, older ones may miss a late row re-rolled into an hour or day they
     cover. ``atd`` rows are kept at every midnight and rebuilt from a re-rolled
-    day on (``rollup.roll_to_date``), so any of them matches the day rows."""
-    r = RollupHourly
+    day on (``rollup.roll_to_date``), so any of them matches the day rows.
+    ``source``: a Reader, Connection or Session (``sql_reader.reader_of``)."""
+    reader = reader_of(source)
     found = set()
     wanted = [(DTD, done), (MTD, floor_day(done))]
     wanted += [(ATD, day) for day in heads if day == floor_day(day)]
+    query = f"SELECT span FROM {_ROLLUP} WHERE span = ? AND hour = ? LIMIT 1"
     for span, hour in wanted:
-        query = select(r.span).where(r.span == span, r.hour == hour).limit(1)
-        if conn.execute(query).first() is not None:
+        if reader.rows(query, (span, hour)):
             found.add((span, hour))
     return frozenset(found)
 
 
-def read_rows(conn: Connection, parts: Sequence[Span], location: str | None) -> list[Any]:
+def _parts_where(parts: Sequence[Span], location: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) of the rows of ``parts`` (of ``location``)."""
+    clause = " OR ".join(["(span = ? AND hour >= ? AND hour < ?)"] * len(parts))
+    params: list[Any] = [value for part in parts for value in part]
+    if location is not None:
+        clause = f"({clause}) AND location = ?"
+        params.append(location)
+    return clause, params
+
+
+def read_rows(reader: Reader, parts: Sequence[Span], location: str | None) -> list[Any]:
     """Every rollup row of ``parts``."""
-    r = RollupHourly
-    rows: list[Any] = []
-    for span, start, end in parts:
-        if start >= end:
-            continue
-        query = select(
-            r.hour, r.location, r.target, r.probe, r.model, r.probes, r.successes, r.outcomes,
-            r.latency_hist, r.prompt_tokens, r.completion_tokens, r.total_tokens, r.cost_usd,
-            r.unpriced,
-        ).where(r.span == span, r.hour >= start, r.hour < end)  # fmt: skip
-        if location is not None:
-            query = query.where(r.location == location)
-        rows += conn.execute(query).all()
-    return rows
-
-
-def read_groups(conn: Connection, parts: Sequence[Span], location: str | None) -> list[Any]:
-    """The rollup rows of ``parts`` summed per (location, target, probe, model)."""
-    r = RollupHourly
     parts = [p for p in parts if p[1] < p[2]]
     if not parts:
         return []
-    sqlite = conn.dialect.name == "sqlite"
-
-    def total(column: Any) -> Any:  # SUM(bigint) is numeric on PostgreSQL
-        return cast(func.sum(column), BigInteger)
-
-    def joined(column: Any) -> Any:
-        return func.group_concat(column, ",") if sqlite else func.string_agg(column, ",")
-
-    # SQLite: each value as quote() text (round-trips the float), converted below.
-    cost = joined(func.quote(r.cost_usd)) if sqlite else func.sum(r.cost_usd)
-    columns = (
-        null(), r.location, r.target, r.probe, r.model, total(r.probes), total(r.successes),
-        joined(r.outcomes), joined(r.latency_hist), total(r.prompt_tokens),
-        total(r.completion_tokens), total(r.total_tokens), cost, total(r.unpriced),
-    )  # fmt: skip
+    where, params = _parts_where(parts, location)
     query = (
-        select(*columns)
-        .where(or_(*(and_(r.span == s, r.hour >= a, r.hour < b) for s, a, b in parts)))
-        .group_by(r.location, r.target, r.probe, r.model)
+        "SELECT hour, location, target, probe, model, probes, successes, outcomes, "
+        "latency_hist, prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced "
+        f"FROM {_ROLLUP} WHERE {where}"
     )
-    if location is not None:
-        query = query.where(r.location == location)
-    if sqlite:
-        rows = conn.execute(query).all()
-    else:
+    when, usd = reader.when, reader.usd
+    return [(when(row[0]), *row[1:12], usd(row[12]), row[13]) for row in reader.rows(query, params)]
+
+
+_SUMMED = ("probes", "successes", "prompt_tokens", "completion_tokens", "total_tokens", "unpriced")
+
+
+def read_groups(reader: Reader, parts: Sequence[Span], location: str | None) -> list[Any]:
+    """The rollup rows of ``parts`` summed per (location, target, probe, model)."""
+    parts = [p for p in parts if p[1] < p[2]]
+    if not parts:
+        return []
+    where, params = _parts_where(parts, location)
+    # SQLite: each cost as quote() text (round-trips the float), converted below.
+    agg = "group_concat" if reader.sqlite else "string_agg"
+    cost = "group_concat(quote(cost_usd), ',')" if reader.sqlite else "sum(cost_usd)"
+    probes, successes, prompt, completion, total, unpriced = (
+        f"CAST(sum({c}) AS BIGINT)"  # SUM(bigint) is numeric on PostgreSQL
+        for c in _SUMMED
+    )
+    query = (
+        f"SELECT NULL, location, target, probe, model, {probes}, {successes}, "
+        f"{agg}(outcomes, ','), {agg}(latency_hist, ','), {prompt}, {completion}, {total}, "
+        f"{cost}, {unpriced} FROM {_ROLLUP} WHERE {where} "
+        "GROUP BY location, target, probe, model"
+    )
+    if not reader.sqlite:
         # A year's sort is costed above jit_above_cost, and compiling it took 80 ms
         # of a 300 ms query; it is ~16 MB, spilled to disk at the default 4 MB
         # work_mem (EXPLAIN ANALYZE: 300 ms -> 145 ms without JIT -> 98 ms in memory).
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql("SET LOCAL work_mem = '32MB'")
+        reader.execute("SET LOCAL jit = off")
+        reader.execute("SET LOCAL work_mem = '32MB'")
         try:
-            return conn.execute(query).all()  # type: ignore[return-value]
+            return reader.rows(query, params)
         finally:
-            conn.exec_driver_sql("SET LOCAL jit TO DEFAULT")
-            conn.exec_driver_sql("SET LOCAL work_mem TO DEFAULT")
-    # The conversion SQLAlchemy gives the column ("%.9f" of the float, as Decimal).
-    to_decimal = r.cost_usd.type.result_processor(conn.dialect, None)
-    assert to_decimal is not None
+            reader.execute("SET LOCAL jit TO DEFAULT")
+            reader.execute("SET LOCAL work_mem TO DEFAULT")
+    usd = reader.usd
     return [
-        (*row[:12], sum(map(to_decimal, map(float, row[12].split(","))), Decimal(0)), row[13])
-        for row in rows
+        (*row[:12], sum(map(usd, map(float, row[12].split(","))), Decimal(0)), row[13])
+        for row in reader.rows(query, params)
     ]
 
 
@@ -187,10 +185,13 @@ def sum_hist(texts: Sequence[str]) -> dict[int, int]:
     """The ``latency_hist`` objects in ``texts`` added up: {bucket index: count}.
 
     Read as one flat array per chunk (no dict, no key string per bucket, no
-    list per object) and added up in a list indexed by bucket: a third less
-    than ``sum_json`` on a year's report, and a fifth less than a list per object.
+    list per object). When no bucket repeats (a group of one row: ``--by day``
+    reads one ``tday`` row a group) the array pairs up into the answer at C
+    speed; otherwise the counts are added up in a list indexed by bucket, and
+    only the buckets seen are read back out of it.
     """
     slots = [0] * (LAST + 1)
+    seen: set[int] = set()
     for at in range(0, len(texts), _CHUNK):
         text = ",".join(texts[at : at + _CHUNK])
         if "{}" in text:
@@ -199,9 +200,13 @@ def sum_hist(texts: Sequence[str]) -> dict[int, int]:
             if "-" in text:  # a negative index would count from the end: not ours
                 raise IndexError(text)
             flat = json.loads("[" + text.translate(_AS_PAIRS) + "]")
+            indexes, counts = flat[0::2], flat[1::2]
+            if len(texts) <= _CHUNK and len(set(indexes)) == len(indexes) == len(counts):
+                return {index: count for index, count in zip(indexes, counts, strict=True) if count}
             it = iter(flat)
             for index in it:  # index, count, index, count, ...
                 slots[index] += next(it)
-        except (IndexError, StopIteration):  # not a histogram.to_json text: the general way
+            seen.update(indexes)
+        except (IndexError, StopIteration, TypeError):  # not a histogram.to_json text
             return {int(index): count for index, count in sum_json(texts).items()}
-    return {index: count for index, count in enumerate(slots) if count}
+    return {index: slots[index] for index in seen if slots[index]}

@@ -45,10 +45,10 @@ from monitor.store.aggregate import (
     aggregate,
     complete_before,
     floor_hour,
-    raw_columns,
 )
 from monitor.store.models import ProbeResultRow
 from monitor.store.queries import StatusRow, status_row
+from monitor.store.rollup import raw_columns
 
 WINDOW = timedelta(hours=24)
 Key = tuple[str, str, str]  # target, probe, model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -17,6 +18,7 @@ from monitor.store.histogram import (
     bucket,
     exact_quantile,
     midpoint,
+    within,
 )
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -80,3 +82,24 @@ def test_merged_histograms_read_like_one() -> None:
         piece.add_many(part)
         merged.merge(LatencyHistogram.from_json(piece.to_json()))
     assert [merged.quantile(q) for q in QUANTILES] == [whole.quantile(q) for q in QUANTILES]
+
+
+def nearest_rank(counts: Counter[int], q: float) -> float:
+    """The rank-th sample of the expanded samples, placed inside its bucket."""
+    samples = sorted(index for index, count in counts.items() for _ in range(count))
+    rank = max(1, math.ceil(q * len(samples)))
+    index = samples[rank - 1]
+    before = samples.index(index)  # samples in lower buckets
+    return within(index, (rank - before - 0.5) / counts[index])
+
+
+def test_quantiles_read_in_one_pass_are_each_nearest_rank() -> None:
+    rng = random.Random(7)
+    for _ in range(500):
+        counts = Counter(
+            {rng.randrange(LAST + 1): rng.randrange(1, 9) for _ in range(rng.randrange(1, 6))}
+        )
+        qs = [rng.choice([0.0, 0.01, 0.5, 0.95, 0.99, 1.0]) for _ in range(3)]
+        expected = tuple(nearest_rank(counts, q) for q in qs)
+        assert LatencyHistogram(counts).quantiles(qs) == expected  # in any order of qs
+    assert LatencyHistogram().quantiles((0.5, 0.99)) == (None, None)

@@ -47,3 +47,11 @@ def test_empty_histograms_anywhere_in_a_joined_text() -> None:
 def test_outcome_names_keep_their_first_order() -> None:
     texts = ['{"timeout":1},{"ok":3}', '{"ok":2,"server_error":1}']
     assert list(sum_json(texts).items()) == [("timeout", 1), ("ok", 5), ("server_error", 1)]
+
+
+def test_one_histogram_without_repeated_buckets_reads_as_itself() -> None:
+    # The pairing fast path (one tday row a group, --by day) and the general one agree.
+    hist = LatencyHistogram(Counter({3: 2, 40: 7, LAST: 1})).to_json()
+    assert sum_hist([hist]) == {3: 2, 40: 7, LAST: 1}
+    assert sum_hist([hist, hist]) == {3: 4, 40: 14, LAST: 2}  # repeated: added up
+    assert sum_hist(['{"3":2,"3":5}']) == {3: 7}  # a bucket twice in one text
