@@ -29,7 +29,7 @@ from typing import Any
 from monitor.outcome import DOWN_OUTCOMES, Outcome
 from monitor.store.histogram import LatencyHistogram, bucket
 from monitor.store.levels import KEEP_DAYS, plan
-from monitor.store.rollup_read import fold, read_groups, read_rows, to_date_rows
+from monitor.store.rollup_read import fold, minus, read_groups, read_rows, to_date_rows
 from monitor.store.sql_reader import Reader, reader_of
 
 HOUR = timedelta(hours=1)
@@ -87,8 +87,8 @@ class Aggregate:
         """Take out ``other``'s sums and histogram (rows ``merge`` added in before)."""
         self.probes -= other.probes
         self.successes -= other.successes
-        self.outcomes = _minus(self.outcomes, other.outcomes)
-        self.latency.counts = _minus(self.latency.counts, other.latency.counts)
+        self.outcomes = minus(self.outcomes, other.outcomes)
+        self.latency.counts = minus(self.latency.counts, other.latency.counts)
         self.prompt_tokens -= other.prompt_tokens
         self.completion_tokens -= other.completion_tokens
         self.total_tokens -= other.total_tokens
@@ -106,17 +106,6 @@ class Aggregate:
         self.total_tokens += other.total_tokens
         self.cost_usd += other.cost_usd
         self.unpriced += other.unpriced
-
-
-def _minus(counts: Counter[Any], less: Counter[Any]) -> Counter[Any]:
-    """``+(counts - less)``: no zero counts left behind; one pass (``Counter.subtract``
-    then ``+`` was a twentieth of a year's report)."""
-    get = less.get
-    out: Counter[Any] = Counter()
-    for name, count in counts.items():
-        if (left := count - get(name, 0)) > 0:
-            out[name] = left
-    return out
 
 
 # A key function maps (hour or started_at, location, target, probe, model) to a group key.
@@ -188,14 +177,19 @@ def aggregate(
     heads = [ceil_day(rollup_from), floor_day(upto)] if per_model else []
     present = to_date_rows(conn, done, heads)
     parts = plan(rollup_from, upto, per_model=per_model, oldest=oldest, to_date=present)
-    fold_rollup(conn, groups, key, location, [p[1:] for p in parts if p[0] > 0])
-    minus: dict[Hashable, Aggregate] = {}
-    fold_rollup(conn, minus, key, location, [p[1:] for p in parts if p[0] < 0])
-    for k, less in minus.items():  # a day's or month's row minus its rows before the window
-        agg = groups.setdefault(k, Aggregate())
-        agg.subtract(less)
-        if agg.probes == 0:  # every row of the group was before the window
-            del groups[k]
+    # A day's or month's row minus its rows before the window (or atd minus atd).
+    plus = [p[1:] for p in parts if p[0] > 0]
+    less = [p[1:] for p in parts if p[0] < 0]
+    if key in _TIMELESS:  # taken out in the same query and fold
+        fold_rollup(conn, groups, key, location, plus, less)
+    else:
+        fold_rollup(conn, groups, key, location, plus)
+        taken: dict[Hashable, Aggregate] = {}
+        fold_rollup(conn, taken, key, location, less)
+        for k, rows_before in taken.items():
+            groups.setdefault(k, Aggregate()).subtract(rows_before)
+    for k in [k for k, agg in groups.items() if agg.probes == 0]:
+        del groups[k]  # every row of the group was before the window
     if since < rollup_from:
         _add_raw(conn, groups, key, location, since, rollup_from)
     _add_raw(conn, groups, key, location, upto, until)
@@ -221,8 +215,10 @@ def fold_rollup(
     key: KeyFn,
     location: str | None,
     parts: list[tuple[str, datetime, datetime]],
+    less: list[tuple[str, datetime, datetime]] | None = None,
 ) -> None:
-    """Fold the rollup rows of every (span, start, end) of ``parts`` into ``groups``.
+    """Fold the rollup rows of every (span, start, end) of ``parts`` into ``groups``,
+    the rows of ``less`` taken out (only for a key in ``_TIMELESS``).
 
     A key that ignores the hour gets the rows summed per location, target,
     probe and model by the database (``rollup_read.read_groups``); each
@@ -231,8 +227,10 @@ def fold_rollup(
     """
     reader = reader_of(conn)
     if key in _TIMELESS:
-        rows = read_groups(reader, parts, location)
+        rows = read_groups(reader, parts, location, less or ())
     else:
+        if less:
+            raise ValueError("rows to take out need a key that ignores the hour")
         rows = read_rows(reader, parts, location)
     pending: dict[Hashable, list[Any]] = {}
     for row in rows:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from itertools import chain, repeat
@@ -92,23 +93,50 @@ def read_rows(reader: Reader, parts: Sequence[Span], location: str | None) -> li
 _SUMMED = ("probes", "successes", "prompt_tokens", "completion_tokens", "total_tokens", "unpriced")
 
 
-def read_groups(reader: Reader, parts: Sequence[Span], location: str | None) -> list[Any]:
-    """The rollup rows of ``parts`` summed per (location, target, probe, model)."""
+def read_groups(
+    reader: Reader, parts: Sequence[Span], location: str | None, less: Sequence[Span] = ()
+) -> list[Any]:
+    """The rollup rows of ``parts`` summed per (location, target, probe, model), the
+    rows of ``less`` taken out (a window's start: a day's row minus its hours before).
+
+    Rows of the module's shape plus two columns, the ``outcomes`` and
+    ``latency_hist`` texts of ``less`` (None without); the numbers are net of
+    ``less``. One query and one group each where a second query's groups took
+    their rows out again in Python (a year's report: 2,000 groups, now 1,000).
+    """
     parts = [p for p in parts if p[1] < p[2]]
+    less = [p for p in less if p[1] < p[2]]
     if not parts:
         return []
     where, params = _parts_where(parts, location)
+    columns = (
+        "location, target, probe, model, probes, successes, outcomes, latency_hist, "
+        "prompt_tokens, completion_tokens, total_tokens, cost_usd, unpriced"
+    )
+    rows = f"SELECT 1 AS sign, {columns} FROM {_ROLLUP} WHERE {where}"
+    if less:
+        less_where, less_params = _parts_where(less, location)
+        rows += f" UNION ALL SELECT -1, {columns} FROM {_ROLLUP} WHERE {less_where}"
+        params += less_params
     # SQLite: each cost as quote() text (round-trips the float), converted below.
     agg = "group_concat" if reader.sqlite else "string_agg"
-    cost = "group_concat(quote(cost_usd), ',')" if reader.sqlite else "sum(cost_usd)"
+
+    def texts(column: str, sign: str) -> str:  # NULL when no row of that sign
+        return f"{agg}(CASE WHEN sign {sign} 0 THEN {column} END, ',')"
+
+    if reader.sqlite:
+        cost = f"{texts('quote(cost_usd)', '>')}, {texts('quote(cost_usd)', '<')}"
+    else:
+        cost = "sum(sign * cost_usd), NULL"
     probes, successes, prompt, completion, total, unpriced = (
-        f"CAST(sum({c}) AS BIGINT)"  # SUM(bigint) is numeric on PostgreSQL
+        f"CAST(sum(sign * {c}) AS BIGINT)"  # SUM(bigint) is numeric on PostgreSQL
         for c in _SUMMED
     )
     query = (
         f"SELECT NULL, location, target, probe, model, {probes}, {successes}, "
-        f"{agg}(outcomes, ','), {agg}(latency_hist, ','), {prompt}, {completion}, {total}, "
-        f"{cost}, {unpriced} FROM {_ROLLUP} WHERE {where} "
+        f"{texts('outcomes', '>')}, {texts('latency_hist', '>')}, {prompt}, {completion}, "
+        f"{total}, {cost}, {unpriced}, {texts('outcomes', '<')}, "
+        f"{texts('latency_hist', '<')} FROM ({rows}) AS signed "
         "GROUP BY location, target, probe, model"
     )
     if not reader.sqlite:
@@ -118,20 +146,27 @@ def read_groups(reader: Reader, parts: Sequence[Span], location: str | None) -> 
         reader.execute("SET LOCAL jit = off")
         reader.execute("SET LOCAL work_mem = '32MB'")
         try:
-            return reader.rows(query, params)
+            return [(*row[:13], row[14], row[15], row[16]) for row in reader.rows(query, params)]
         finally:
             reader.execute("SET LOCAL jit TO DEFAULT")
             reader.execute("SET LOCAL work_mem TO DEFAULT")
     usd = reader.usd
+
+    def cost_of(plus: str | None, minus: str | None) -> Decimal:
+        total = sum(map(usd, map(float, plus.split(",") if plus else ())), Decimal(0))
+        return total - sum(map(usd, map(float, minus.split(",") if minus else ())), Decimal(0))
+
     return [
-        (*row[:12], sum(map(usd, map(float, row[12].split(","))), Decimal(0)), row[13])
+        (*row[:12], cost_of(row[12], row[13]), row[14], row[15], row[16])
         for row in reader.rows(query, params)
     ]
 
 
 def fold(agg: Any, rows: Sequence[Any]) -> None:
     """Add rows of the module's shape (one group's) to ``agg``, an
-    ``monitor.store.aggregate.Aggregate`` (typed Any: that module imports this one)."""
+    ``monitor.store.aggregate.Aggregate`` (typed Any: that module imports this one);
+    ``read_groups``' texts of rows to take out, when there are any, come off its
+    outcome and bucket counts (none left at 0 or below)."""
     cols = tuple(zip(*rows, strict=True))
     agg.probes += sum(cols[5])
     agg.successes += sum(cols[6])
@@ -140,8 +175,35 @@ def fold(agg: Any, rows: Sequence[Any]) -> None:
     agg.total_tokens += sum(cols[11])
     agg.cost_usd = sum(cols[12], agg.cost_usd)
     agg.unpriced += sum(cols[13])
-    agg.outcomes.update(sum_json(cols[7]))
-    agg.latency.counts.update(sum_hist(cols[8]))
+    outcomes, hists = _present(cols[7]), _present(cols[8])
+    less_outcomes = _present(cols[14]) if len(cols) > 14 else []
+    less_hists = _present(cols[15]) if len(cols) > 14 else []
+    if not less_outcomes and not less_hists:
+        agg.outcomes.update(sum_json(outcomes))
+        agg.latency.counts.update(sum_hist(hists))
+        return
+    agg.outcomes.update(sum_json(outcomes))
+    agg.outcomes = minus(agg.outcomes, sum_json(less_outcomes))
+    if agg.latency.counts:
+        agg.latency.counts.update(sum_hist(hists))
+        agg.latency.counts = minus(agg.latency.counts, sum_hist(less_hists))
+    else:  # the usual case: one subtraction inside the bucket sums
+        agg.latency.counts.update(sum_hist(hists, less_hists))
+
+
+def _present(texts: Sequence[str | None]) -> list[str]:
+    return [text for text in texts if text]
+
+
+def minus(counts: Counter[Any], less: Mapping[Any, int]) -> Counter[Any]:
+    """``+(counts - less)``: no zero counts left behind; one pass (``Counter.subtract``
+    then ``+`` was a twentieth of a year's report)."""
+    get = less.get
+    out: Counter[Any] = Counter()
+    for name, count in counts.items():
+        if (left := count - get(name, 0)) > 0:
+            out[name] = left
+    return out
 
 
 def sum_json(texts: Sequence[str]) -> dict[str, int]:
@@ -181,32 +243,43 @@ _AS_PAIRS = str.maketrans({"{": None, "}": None, '"': None, ":": ","})
 _EMPTY = re.compile(r",\{\}|\{\},?")
 
 
-def sum_hist(texts: Sequence[str]) -> dict[int, int]:
-    """The ``latency_hist`` objects in ``texts`` added up: {bucket index: count}.
+def sum_hist(texts: Sequence[str], less: Sequence[str] = ()) -> dict[int, int]:
+    """The ``latency_hist`` objects in ``texts`` added up, those of ``less`` taken out:
+    {bucket index: count}, buckets left at 0 or below dropped.
 
     Read as one flat array per chunk (no dict, no key string per bucket, no
-    list per object). When no bucket repeats (a group of one row: ``--by day``
-    reads one ``tday`` row a group) the array pairs up into the answer at C
-    speed; otherwise the counts are added up in a list indexed by bucket, and
-    only the buckets seen are read back out of it.
+    list per object). When nothing is taken out and no bucket repeats (a group
+    of one row: ``--by day`` reads one ``tday`` row a group) the array pairs up
+    into the answer at C speed; otherwise the counts are added up in a list
+    indexed by bucket, and only the buckets seen are read back out of it.
     """
     slots = [0] * (LAST + 1)
     seen: set[int] = set()
-    for at in range(0, len(texts), _CHUNK):
-        text = ",".join(texts[at : at + _CHUNK])
-        if "{}" in text:
-            text = _EMPTY.sub("", text)
-        try:
-            if "-" in text:  # a negative index would count from the end: not ours
-                raise IndexError(text)
-            flat = json.loads("[" + text.translate(_AS_PAIRS) + "]")
-            indexes, counts = flat[0::2], flat[1::2]
-            if len(texts) <= _CHUNK and len(set(indexes)) == len(indexes) == len(counts):
-                return {index: count for index, count in zip(indexes, counts, strict=True) if count}
-            it = iter(flat)
-            for index in it:  # index, count, index, count, ...
-                slots[index] += next(it)
-            seen.update(indexes)
-        except (IndexError, StopIteration, TypeError):  # not a histogram.to_json text
-            return {int(index): count for index, count in sum_json(texts).items()}
-    return {index: slots[index] for index in seen if slots[index]}
+    for sign, group in ((1, texts), (-1, less)):
+        for at in range(0, len(group), _CHUNK):
+            text = ",".join(group[at : at + _CHUNK])
+            if "{}" in text:
+                text = _EMPTY.sub("", text)
+            try:
+                if "-" in text:  # a negative index would count from the end: not ours
+                    raise IndexError(text)
+                flat = json.loads("[" + text.translate(_AS_PAIRS) + "]")
+                indexes, counts = flat[0::2], flat[1::2]
+                if (
+                    not less
+                    and len(texts) <= _CHUNK
+                    and len(set(indexes)) == len(indexes) == len(counts)
+                ):
+                    return {i: count for i, count in zip(indexes, counts, strict=True) if count > 0}
+                it = iter(flat)
+                if sign > 0:
+                    for index in it:  # index, count, index, count, ...
+                        slots[index] += next(it)
+                else:
+                    for index in it:
+                        slots[index] -= next(it)
+                seen.update(indexes)
+            except (IndexError, StopIteration, TypeError):  # not a histogram.to_json text
+                net = minus(Counter(sum_json(texts)), sum_json(less))
+                return {int(index): count for index, count in net.items()}
+    return {index: slots[index] for index in seen if slots[index] > 0}

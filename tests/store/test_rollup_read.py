@@ -55,3 +55,22 @@ def test_one_histogram_without_repeated_buckets_reads_as_itself() -> None:
     assert sum_hist([hist]) == {3: 2, 40: 7, LAST: 1}
     assert sum_hist([hist, hist]) == {3: 4, 40: 14, LAST: 2}  # repeated: added up
     assert sum_hist(['{"3":2,"3":5}']) == {3: 7}  # a bucket twice in one text
+
+
+def test_histograms_taken_out_leave_only_positive_buckets() -> None:
+    rng = random.Random(21)
+    hists = [
+        LatencyHistogram(
+            Counter({rng.randrange(LAST + 1): rng.randrange(1, 50) for _ in range(5)})
+        ).to_json()
+        for _ in range(40)
+    ]
+    texts, less = hists[:30], hists[25:]  # the last five taken out whole, ten more besides
+    expected = {int(k): v for k, v in (one_by_one(texts) - one_by_one(less)).items()}
+    assert sum_hist(texts, less) == expected
+    assert sum_hist(texts[:5], texts[:5]) == {}
+    # Not histogram texts: the general way takes them out the same.
+    assert sum_hist(['{"3":2,"5":1}', f'{{"{LAST + 40}":2}}'], ['{"5":1,"3":1}']) == {
+        3: 1,
+        LAST + 40: 2,
+    }

@@ -26,7 +26,7 @@ from monitor.store.aggregate import Aggregate, _add_raw, add_raw_row, by_model, 
 from monitor.store.batch import write_batch
 from monitor.store.dbapi_open import open_reader
 from monitor.store.models import COST, RollupHourly, RollupState
-from monitor.store.rollup_read import read_groups, read_rows, to_date_rows
+from monitor.store.rollup_read import fold, read_groups, read_rows, to_date_rows
 from monitor.store.sql_reader import Reader, reader_of
 from tests.store.factory import T0, chat
 from tests.store.test_rollup_levels import NOW, SUBTRACTING, load
@@ -162,8 +162,39 @@ def test_rollup_reads_match_the_sqlalchemy_queries(
         through_sqlalchemy = reader_of(conn)
         for reader in (through_sqlalchemy, driver):
             assert typed(read_rows(reader, PARTS, location)) == expected_rows
-            assert typed(read_groups(reader, PARTS, location)) == expected_groups
+            groups = read_groups(reader, PARTS, location)
+            assert all(row[14:] == (None, None) for row in groups)  # nothing taken out
+            assert typed([row[:14] for row in groups]) == expected_groups
     assert len(expected_rows) > 50 and len(expected_groups) > 4  # the parts hold rows
+
+
+def test_rows_taken_out_in_the_query_match_the_groups_taken_out_after(
+    rolled: tuple[Engine, str], driver: Reader
+) -> None:
+    """``read_groups(..., less)``: the numbers net, the texts of ``less`` apart; folded,
+    the same as folding ``less``'s own groups and subtracting them (the old way)."""
+    engine, _url = rolled
+    plus = [("day", datetime(2025, 12, 3, tzinfo=UTC), datetime(2025, 12, 5, tzinfo=UTC))]
+    less = [("hour", datetime(2025, 12, 3, tzinfo=UTC), datetime(2025, 12, 3, 6, tzinfo=UTC))]
+    with engine.connect() as conn:
+        before: dict[Any, Aggregate] = {}
+        for row in oracle_groups(conn, plus, None):
+            fold(before.setdefault(row[1:5], Aggregate()), [row])
+        for row in oracle_groups(conn, less, None):
+            before[row[1:5]].subtract(fold_into(Aggregate(), row))
+        for reader in (reader_of(conn), driver):
+            after: dict[Any, Aggregate] = {}
+            for row in read_groups(reader, plus, None, less):
+                fold(after.setdefault(row[1:5], Aggregate()), [row])
+            assert sums(after) == sums(before)
+    # Groups left with rows, and m-old's, whose every row of the 3rd was before 06:00.
+    assert sum(a.probes > 0 for a in before.values()) > 4
+    assert [k[3] for k, a in before.items() if a.probes == 0] == ["m-old"]
+
+
+def fold_into(agg: Aggregate, row: Any) -> Aggregate:
+    fold(agg, [row])
+    return agg
 
 
 def test_raw_rows_state_and_to_date_rows_match(rolled: tuple[Engine, str], driver: Reader) -> None:
