@@ -246,18 +246,18 @@ def roll_running(conn: Connection, first: datetime, last: datetime) -> int:
     midnight from ``first`` to ``last``; returns how many midnights were built.
 
     Each is the row at the midnight before plus that day's rows (2 rows a
-    model, not up to 400), or, with no row before it to add to, every day row
-    before it.
+    model, not up to 400); after midnights without one (no rows those days),
+    the last row before plus the day rows since; with no row before it at
+    all, every day row before it. Chaining from the last row keeps every
+    ``atd`` row on one chain, so any two differ by exactly the day rows
+    between them even once retention has pruned the days the first one holds.
     """
     r = RollupHourly
     built = 0
     at = first
     while at <= last:
-        before = at - DAY
-        chained = conn.execute(
-            select(r.span).where(r.span == ATD, r.hour == before).limit(1)
-        ).first()
-        if chained:
+        before = conn.scalar(select(func.max(r.hour)).where(r.span == ATD, r.hour < at))
+        if before is not None:
             sources = [(ATD, before, before + HOUR), ("day", before, at)]
         else:
             sources = [("day", datetime.min.replace(tzinfo=at.tzinfo), at)]

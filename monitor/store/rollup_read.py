@@ -12,8 +12,12 @@ hour (``--by model``, ``--by location``): a 365-day report then fetches
      unpriced)
 
 with ``hour`` None from ``read_groups``, and ``outcomes``/``latency_hist``
-one JSON object ({key: count}) per rollup row, or several joined by commas.
-``fold(agg, rows)`` adds such tuples to an ``Aggregate``. Every figure is
+one JSON object ({key: count}) per rollup row, or several joined by commas;
+``read_groups`` adds two columns, the ``outcomes``/``latency_hist`` texts of
+the rows it takes out (``less``). ``fold(agg, rows)`` adds such tuples to an
+``Aggregate``. The statements are plain SQL sent through a
+``monitor.store.sql_reader.Reader`` (SQLAlchemy's connection or the driver's
+own, for ``nexomon report``), values converted as the model's types would. Every figure is
 the one adding the rows one by one gives: counts are integer sums,
 ``cost_usd`` sums the same ``Decimal`` values (SQLite keeps ``NUMERIC`` as
 a float: its ``quote()`` text reads back as the same float, which goes

@@ -188,3 +188,27 @@ def test_no_to_date_row_before_a_whole_hour_or_day_of_its_unit(engine: Engine) -
     assert spans_at(engine, levels.ATD) == midnights(engine, first)
     since = first - timedelta(days=20)
     assert reports(engine, since) == reports_raw(engine, since)
+
+
+def test_running_totals_after_missing_ones_chain_from_the_last(engine: Engine) -> None:
+    """A rebuild whose midnight before has no atd row adds to the last one before it,
+    not to the day rows left: retention may have pruned days the older rows hold."""
+    load(engine)
+    rollup.refresh(engine, NOW)
+    r = RollupHourly
+    gap = [datetime(2026, 1, 20, tzinfo=UTC) + timedelta(days=k) for k in range(3)]
+    with engine.begin() as conn:
+        conn.execute(delete(r).where(r.span == levels.ATD, r.hour.in_(gap)))
+        conn.execute(delete(r).where(r.span == "day", r.hour < datetime(2026, 1, 5, tzinfo=UTC)))
+        built = rollup.roll_running(conn, gap[1], floor_day(NOW))
+    assert built == len(midnights(engine, floor_day(NOW))) - len(
+        midnights(engine, gap[0])
+    )  # from gap[1] to today
+    assert head_parts(engine, FROM_JAN_10) == [
+        (1, "day"),
+        (-1, "hour"),
+        (1, levels.ATD),
+        (-1, levels.ATD),
+        (1, levels.DTD),
+    ]
+    assert reports(engine, FROM_JAN_10) == reports_raw(engine, FROM_JAN_10)
