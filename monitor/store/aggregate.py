@@ -134,16 +134,15 @@ def by_row(_at: datetime, location: str, target: str, probe: str, model: str) ->
 _TIMELESS: frozenset[KeyFn] = frozenset({by_model, by_location, by_row})
 
 
-def complete_before(source: Any) -> datetime | None:
-    """``rolled_up_to`` on a Session, Connection or Reader (``sql_reader.reader_of``)."""
-    return rolled_up_to(reader_of(source))
-
-
 def rolled_up_to(source: Any) -> datetime | None:
-    """The rollup's ``complete_before``: None before its first refresh."""
+    """The rollup's ``complete_before``: None before its first refresh. ``source``: a
+    Session, Connection or Reader (``sql_reader.reader_of``)."""
     reader = reader_of(source)
     found = reader.rows("SELECT complete_before FROM rollup_state WHERE name = ?", (STATE_NAME,))
     return reader.when(found[0][0]) if found else None
+
+
+complete_before = rolled_up_to  # the name the status tally and tests read it by
 
 
 def aggregate(

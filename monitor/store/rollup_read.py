@@ -182,16 +182,13 @@ def fold(agg: Any, rows: Sequence[Any]) -> None:
     outcomes, hists = _present(cols[7]), _present(cols[8])
     less_outcomes = _present(cols[14]) if len(cols) > 14 else []
     less_hists = _present(cols[15]) if len(cols) > 14 else []
-    if not less_outcomes and not less_hists:
-        agg.outcomes.update(sum_json(outcomes))
-        agg.latency.counts.update(sum_hist(hists))
-        return
     agg.outcomes.update(sum_json(outcomes))
-    agg.outcomes = minus(agg.outcomes, sum_json(less_outcomes))
-    if agg.latency.counts:
+    if less_outcomes:
+        agg.outcomes = minus(agg.outcomes, sum_json(less_outcomes))
+    if less_hists and agg.latency.counts:  # counts already there: add, then take out
         agg.latency.counts.update(sum_hist(hists))
         agg.latency.counts = minus(agg.latency.counts, sum_hist(less_hists))
-    else:  # the usual case: one subtraction inside the bucket sums
+    else:  # the usual case: any subtraction inside the bucket sums
         agg.latency.counts.update(sum_hist(hists, less_hists))
 
 
